@@ -1,0 +1,1 @@
+"""Node handlers: the registry and the built-in handlers (one module each)."""

@@ -1,0 +1,136 @@
+"""The handler registry and the small types handlers share with the engine.
+
+A handler is a class registered by name with a JSON Schema for its config and a
+``run(ctx, config)`` method returning JSON-serializable output. The engine imports this
+module; this module imports nothing of the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+
+class HandlerError(Exception):
+    """An expected node failure. ``retryable`` says whether another attempt may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = False, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.data = data
+
+
+class Context:
+    """What a running handler sees of its run. Built by the engine for every attempt."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        node_id: str,
+        attempt: int,
+        inputs: dict[str, Any],
+        upstream: dict[str, Any],
+        dependencies: tuple[str, ...] = (),
+        params: dict[str, Any] | None = None,
+        deadline: float | None = None,
+        emit: Callable[[str, Any], None] | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+        session: Any = None,
+    ) -> None:
+        self.run_id = run_id
+        self.node_id = node_id
+        self.attempt = attempt
+        self.inputs = inputs
+        self.upstream = upstream  # outputs of completed parents and referenced ancestors
+        self.dependencies = tuple(dependencies)  # this node's direct parents, in spec order
+        self.params = params or {}
+        self.deadline = deadline  # time.time() value after which the node has timed out
+        self.session = session
+        self._emit = emit
+        self._is_cancelled = is_cancelled
+
+    def emit(self, kind: str, data: Any = None) -> None:
+        """Record a node event (``node.<kind>`` unless kind already has a dot)."""
+        if self._emit is not None:
+            self._emit(kind, data)
+
+    def log(self, message: str) -> None:
+        self.emit("node.log", {"message": message})
+
+    def markdown(self, text: str) -> None:
+        self.emit("node.markdown", {"text": text})
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.emit("node.progress", {"fraction": max(0.0, min(1.0, float(fraction))), "message": message})
+
+    def is_cancelled(self) -> bool:
+        return bool(self._is_cancelled and self._is_cancelled())
+
+    def remaining(self) -> float | None:
+        """Seconds left before the node's deadline (None when it has none)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.time())
+
+
+class Handler:
+    """Base class for handlers. Subclasses set ``name`` (via @register) and ``config_schema``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+
+    def run(self, ctx: Context, config: dict[str, Any]) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+_handlers: dict[str, Handler] = {}
+_python_functions: dict[str, Callable[..., Any]] = {}
+
+
+def register(name: str) -> Callable[[type[Handler]], type[Handler]]:
+    """Class decorator: ``@register("my_handler") class MyHandler(Handler): ...``."""
+
+    def decorate(cls: type[Handler]) -> type[Handler]:
+        cls.name = name
+        _handlers[name] = cls()
+        return cls
+
+    return decorate
+
+
+def get_handler(name: str) -> Handler:
+    try:
+        return _handlers[name]
+    except KeyError:
+        raise KeyError(f"unknown handler {name!r}") from None
+
+
+def handler_names() -> list[str]:
+    return sorted(_handlers)
+
+
+def python_function(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a function the ``python`` handler may call by name.
+
+    The function is called as ``fn(ctx, **kwargs)`` with the node's rendered ``kwargs``.
+    Only registered names are callable: an import path from a spec is never imported.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _python_functions[name or fn.__name__] = fn
+        return fn
+
+    return decorate
+
+
+def get_python_function(name: str) -> Callable[..., Any]:
+    try:
+        return _python_functions[name]
+    except KeyError:
+        raise KeyError(f"no python function registered as {name!r}") from None
+
+
+def python_function_names() -> list[str]:
+    return sorted(_python_functions)

@@ -1,0 +1,209 @@
+"""Trellis settings: everything comes from environment variables, parsed strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", True)
+_DEV_SECRET = "trellis-dev-secret-key-not-for-production-use-0123456789abcdef"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+TRELLIS_DATA_DIR = Path(env_str("TRELLIS_DATA_DIR", str(BASE_DIR / ".trellis"))).resolve()
+TRELLIS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "channels",
+    "handlers",
+    "runs",
+    "frontend",
+    *env_list("TRELLIS_EXTRA_APPS", []),
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "orchestration.urls"
+ASGI_APPLICATION = "orchestration.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+_SQLITE_OPTIONS = {
+    # Several worker processes write at once: take the write lock at BEGIN, wait for it,
+    # and let readers proceed during writes (STACK.md, trap 3).
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    try:
+        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    except Exception as exc:  # dj_database_url raises several types for bad URLs
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(TRELLIS_DATA_DIR / "db.sqlite3"),
+            "OPTIONS": dict(_SQLITE_OPTIONS),
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, chord results and channel layer -----------------------------------
+REDIS_URL = env_str("REDIS_URL")
+TRELLIS_EMBEDDED_REDIS = not REDIS_URL
+if not REDIS_URL:
+    from .embedded_redis import ensure_embedded_valkey
+
+    REDIS_URL = ensure_embedded_valkey(TRELLIS_DATA_DIR)
+elif not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://.")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # redis-py 8 times reads out after 5 s unless told otherwise (STACK.md, trap 1).
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            "prefix": env_str("TRELLIS_CHANNEL_PREFIX", "trellis"),
+        },
+    }
+}
+
+# --- Celery (read by orchestration/celery.py through the CELERY_ namespace) ------------
+TRELLIS_MAX_NODE_TIMEOUT = env_int("TRELLIS_MAX_NODE_TIMEOUT", 3600, minimum=1)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL  # only chords of map items keep results here
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message not acknowledged within this time is delivered again; it must outlive the
+    # longest node (acks_late keeps a message unacknowledged while its node runs).
+    "visibility_timeout": TRELLIS_MAX_NODE_TIMEOUT + 600,
+    "global_keyprefix": env_str("TRELLIS_REDIS_PREFIX", ""),
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "global_keyprefix": env_str("TRELLIS_REDIS_PREFIX", ""),
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+# --- Engine knobs ---------------------------------------------------------------------
+TRELLIS_MAX_NODES = env_int("TRELLIS_MAX_NODES", 10000, minimum=1)
+TRELLIS_MAX_SPEC_BYTES = env_int("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024, minimum=1024)
+TRELLIS_MAX_TEMPLATE_LENGTH = env_int("TRELLIS_MAX_TEMPLATE_LENGTH", 10000, minimum=10)
+TRELLIS_MAX_MAP_ITEMS = env_int("TRELLIS_MAX_MAP_ITEMS", 1000, minimum=1)
+TRELLIS_MAX_OUTPUT_BYTES = env_int("TRELLIS_MAX_OUTPUT_BYTES", 5 * 1024 * 1024, minimum=1024)
+TRELLIS_DEFAULT_NODE_TIMEOUT = env_int("TRELLIS_DEFAULT_NODE_TIMEOUT", 300, minimum=1)
+TRELLIS_DEFAULT_RETRIES = env_int("TRELLIS_DEFAULT_RETRIES", 0, minimum=0)
+TRELLIS_DEFAULT_BACKOFF = env_float("TRELLIS_DEFAULT_BACKOFF", 1.0, minimum=0)
+TRELLIS_MAX_BACKOFF = env_float("TRELLIS_MAX_BACKOFF", 300.0, minimum=0)
+TRELLIS_LLM_BASE_URL = env_str("TRELLIS_LLM_BASE_URL", "")
+TRELLIS_LLM_API_KEY = env_str("TRELLIS_LLM_API_KEY", "")
+TRELLIS_LLM_MODEL = env_str("TRELLIS_LLM_MODEL", "")
+TRELLIS_EGRESS_ALLOW = env_list("TRELLIS_EGRESS_ALLOW", [])
+TRELLIS_EXAMPLES_DIR = Path(env_str("TRELLIS_EXAMPLES_DIR", str(BASE_DIR / "examples")))
+
+# --- Auth, API ------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "runs.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Trellis API",
+    "DESCRIPTION": "Workflow DAGs on Celery: definitions, runs, control and events.",
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRELLIS_MAX_SPEC_BYTES + 64 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = TRELLIS_DATA_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("TRELLIS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,466 @@
+"""The REST API: the resource API under /api/v1/ and the seed-004 compatible routes.
+
+Views are thin: they parse and check requests, call the service layer and shape responses.
+Every error has one shape: ``{"error": "<sentence>", "errors": [{"path", "message"}]}``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .models import NodeRun, Run, RunEvent, RunState, WorkflowVersion
+from .scheduler import create_run, save_workflow, spec_for_version, start_run
+from .services import find_version, start_new_run, visible_runs, visible_workflows
+from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
+from .transitions import RUN_FINISHED, InvalidTransition
+
+# --------------------------------------------------------------------------------------
+# Errors
+
+
+def error_response(message: str, code: int, errors: list[dict[str, Any]] | None = None) -> Response:
+    return Response({"error": message, "errors": errors or []}, status=code)
+
+
+def _flatten(detail: Any, path: str = "$") -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        return [item for key, value in detail.items() for item in _flatten(value, f"{path}.{key}")]
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [{"path": path, "message": str(item)} for item in detail]
+        return [item for i, value in enumerate(detail) for item in _flatten(value, f"{path}[{i}]")]
+    return [{"path": path, "message": str(detail)}]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, reshaped; plus the engine's own errors mapped to their status codes."""
+    if isinstance(exc, SpecError):
+        count = len(exc.errors)
+        message = exc.errors[0]["message"] if count == 1 else f"{count} problems found"
+        return error_response(message, 400, exc.errors)
+    if isinstance(exc, InvalidTransition):
+        return Response(
+            {
+                "error": str(exc),
+                "errors": [],
+                "current": exc.current,
+            },
+            status=409,
+        )
+    if isinstance(exc, PermissionError):
+        return error_response(str(exc), 403)
+    if isinstance(exc, ObjectDoesNotExist):
+        exc = Http404()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        message = errors[0]["message"] if len(errors) == 1 else f"{len(errors)} problems found"
+        response.data = {"error": message, "errors": errors}
+    elif isinstance(exc, Http404 | exceptions.NotFound):
+        response.data = {"error": "Not found.", "errors": []}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        response.data = {"error": str(detail), "errors": []}
+    return response
+
+
+class SpecParser(BaseParser):
+    """Workflow specs as YAML (JSON bodies go through the JSON parser)."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return load_spec_text(stream.read())
+
+
+class YamlTextParser(SpecParser):
+    media_type = "text/yaml"
+
+
+SPEC_PARSERS = [JSONParser, SpecParser, YamlTextParser]
+
+# --------------------------------------------------------------------------------------
+# Shapes
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def node_view(node: NodeRun) -> dict[str, Any]:
+    return {
+        "id": node.node_id,
+        "handler": node.handler,
+        "state": node.state,
+        "attempt": node.attempt,
+        "max_attempts": node.max_attempts,
+        "queue": node.queue,
+        "output": node.output,
+        "error": node.error,
+        "attempts": node.attempts,
+        "worker": node.worker,
+        "queued_at": _iso(node.queued_at),
+        "started_at": _iso(node.started_at),
+        "finished_at": _iso(node.finished_at),
+    }
+
+
+def run_view(run: Run, *, nodes: bool = False) -> dict[str, Any]:
+    data = {
+        "id": str(run.pk),
+        "workflow": run.workflow_version.workflow.name,
+        "version": run.workflow_version.version,
+        "status": run.status,
+        "owner": run.owner.get_username() if run.owner_id else None,
+        "inputs": run.inputs,
+        "params": run.params,
+        "error": run.error,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+    }
+    if nodes:
+        data["nodes"] = [node_view(node) for node in run.nodes.order_by("id")]
+        data["result"] = run.result
+    return data
+
+
+def version_view(version: WorkflowVersion, *, spec: bool = True) -> dict[str, Any]:
+    data = {
+        "workflow": version.workflow.name,
+        "version": version.version,
+        "created_at": _iso(version.created_at),
+        "created_by": version.created_by.get_username() if version.created_by_id else None,
+    }
+    if spec:
+        data["spec"] = version.spec
+    return data
+
+
+def workflow_view(workflow) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "description": workflow.description,
+        "latest_version": workflow.latest_version,
+        "owner": workflow.owner.get_username(),
+        "created_at": _iso(workflow.created_at),
+        "updated_at": _iso(workflow.updated_at),
+    }
+
+
+AnyObject = OpenApiTypes.OBJECT
+
+# --------------------------------------------------------------------------------------
+# Workflows
+
+
+class WorkflowPagination(CursorPagination):
+    ordering = "name"
+    page_size = 50
+
+
+class RunPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class WorkflowListView(APIView):
+    parser_classes = SPEC_PARSERS
+
+    @extend_schema(responses={200: AnyObject}, summary="List workflows")
+    def get(self, request: Request) -> Response:
+        paginator = WorkflowPagination()
+        queryset = visible_workflows(request.user).select_related("owner")
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response([workflow_view(w) for w in page])
+
+    @extend_schema(
+        request=AnyObject,
+        responses={201: AnyObject, 200: AnyObject, 400: AnyObject},
+        summary="Create a workflow, or add a version (body: the spec, JSON or YAML)",
+    )
+    def post(self, request: Request) -> Response:
+        version, created = save_workflow(_spec_body(request), request.user)
+        body = {"name": version.workflow.name, "version": version.version, "created": created}
+        return Response(body, status=201 if created else 200)
+
+
+def _spec_body(request: Request) -> Any:
+    data = request.data
+    if not isinstance(data, dict):
+        raise SpecError([{"path": "$", "message": "the spec must be a JSON object"}])
+    return data
+
+
+class WorkflowValidateView(APIView):
+    parser_classes = SPEC_PARSERS
+
+    @extend_schema(request=AnyObject, responses={200: AnyObject}, summary="Validate a spec")
+    def post(self, request: Request) -> Response:
+        doc = request.data
+        errors = validate_spec(doc)
+        plan = parse_spec(doc).layers if not errors else []
+        return Response({"valid": not errors, "errors": errors, "plan": plan})
+
+
+class WorkflowDetailView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="A workflow and its latest version")
+    def get(self, request: Request, name: str) -> Response:
+        workflow = visible_workflows(request.user).get(name=name)
+        data = workflow_view(workflow)
+        data["spec"] = find_version(workflow, None).spec
+        return Response(data)
+
+
+class WorkflowVersionsView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="Versions of a workflow")
+    def get(self, request: Request, name: str) -> Response:
+        workflow = visible_workflows(request.user).get(name=name)
+        versions = workflow.versions.select_related("workflow", "created_by").order_by("-version")
+        return Response({"results": [version_view(v, spec=False) for v in versions]})
+
+
+class WorkflowVersionView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="One version of a workflow")
+    def get(self, request: Request, name: str, number: int) -> Response:
+        workflow = visible_workflows(request.user).get(name=name)
+        return Response(version_view(find_version(workflow, number)))
+
+
+# --------------------------------------------------------------------------------------
+# Runs
+
+
+class RunStartSerializer(serializers.Serializer):
+    workflow = serializers.CharField(max_length=200)
+    version = serializers.IntegerField(required=False, min_value=1)
+    inputs = serializers.JSONField(required=False, default=dict)
+    params = serializers.DictField(required=False, default=dict)
+    overrides = serializers.DictField(required=False, default=dict)
+    wait = serializers.BooleanField(required=False, default=False)
+    timeout = serializers.FloatField(required=False, default=30.0, min_value=0, max_value=300)
+
+
+class RunListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=list(RunState.values)),
+            OpenApiParameter("workflow", str),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+        ],
+        responses={200: AnyObject},
+        summary="List runs",
+    )
+    def get(self, request: Request) -> Response:
+        runs = visible_runs(request.user).select_related("owner")
+        errors = []
+        if value := request.query_params.get("status"):
+            if value not in RunState.values:
+                errors.append({"path": "status", "message": f"unknown status {value!r}"})
+            runs = runs.filter(status=value)
+        if value := request.query_params.get("workflow"):
+            runs = runs.filter(workflow_version__workflow__name=value)
+        if value := request.query_params.get("created_after"):
+            moment = parse_datetime(value)
+            if moment is None:
+                errors.append({"path": "created_after", "message": "not an ISO 8601 date-time"})
+            else:
+                runs = runs.filter(created_at__gt=moment)
+        if errors:
+            return error_response(errors[0]["message"], 400, errors)
+        paginator = RunPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response([run_view(run) for run in page])
+
+    @extend_schema(request=RunStartSerializer, responses={201: AnyObject, 202: AnyObject})
+    def post(self, request: Request) -> Response:
+        body = RunStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        workflow = visible_workflows(request.user).filter(name=data["workflow"]).first()
+        if workflow is None:
+            return error_response(
+                f"no workflow named {data['workflow']!r}", 400,
+                [{"path": "$.workflow", "message": "unknown workflow"}],
+            )
+        try:
+            version = find_version(workflow, data.get("version"))
+        except WorkflowVersion.DoesNotExist:
+            return error_response(
+                f"workflow {workflow.name!r} has no version {data['version']}", 400,
+                [{"path": "$.version", "message": "unknown version"}],
+            )
+        run = start_new_run(
+            version, request.user, inputs=data["inputs"], params=data["params"],
+            overrides=data["overrides"],
+        )
+        if data["wait"]:
+            deadline = time.monotonic() + data["timeout"]
+            while time.monotonic() < deadline:
+                run.refresh_from_db(fields=["status"])
+                if run.status in RUN_FINISHED:
+                    break
+                time.sleep(0.05)
+            run = visible_runs(request.user).get(pk=run.pk)
+            if run.status not in RUN_FINISHED:
+                return Response(run_view(run), status=202)
+            return Response(run_view(run, nodes=True), status=201)
+        return Response(run_view(run), status=201)
+
+
+def _run_for(request: Request, run_id) -> Run:
+    return visible_runs(request.user).select_related("owner").get(pk=run_id)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="A run with its nodes")
+    def get(self, request: Request, run_id) -> Response:
+        return Response(run_view(_run_for(request, run_id), nodes=True))
+
+
+class RunResultsView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="A run's result")
+    def get(self, request: Request, run_id) -> Response:
+        run = _run_for(request, run_id)
+        return Response(
+            {
+                "id": str(run.pk),
+                "status": run.status,
+                "completed": run.status in RUN_FINISHED,
+                "result": run.result,
+                "error": run.error,
+            }
+        )
+
+
+class RunEventsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        responses={200: AnyObject},
+        summary="A run's event history",
+    )
+    def get(self, request: Request, run_id) -> Response:
+        run = _run_for(request, run_id)
+        try:
+            after = int(request.query_params.get("after", 0))
+            limit = min(int(request.query_params.get("limit", 1000)), 5000)
+        except ValueError:
+            return error_response("after and limit must be integers", 400)
+        events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
+        return Response(
+            {
+                "results": [
+                    {"id": e.id, "ts": _iso(e.ts), "kind": e.kind, "node": e.node_id, "data": e.data}
+                    for e in events
+                ]
+            }
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Seed-004 compatible routes
+
+
+class SeedSubmitView(APIView):
+    parser_classes = SPEC_PARSERS
+
+    @extend_schema(
+        request=AnyObject,
+        responses={200: inline_serializer("SeedExecution", {
+            "execution_id": serializers.UUIDField(), "status": serializers.CharField()})},
+        summary="seed-004: submit a workflow; returns a PENDING execution",
+    )
+    def post(self, request: Request) -> Response:
+        version, _ = save_workflow(_spec_body(request), request.user)
+        run = create_run(version, request.user)
+        return Response({"execution_id": str(run.pk), "status": run.status})
+
+
+class SeedTriggerView(APIView):
+    @extend_schema(
+        request=AnyObject,
+        responses={200: AnyObject, 400: AnyObject, 409: AnyObject},
+        summary="seed-004: trigger an execution; the body overrides node configs by node id",
+    )
+    def post(self, request: Request, execution_id) -> Response:
+        run = _run_for(request, execution_id)
+        overrides = request.data if request.data not in (None, "") else {}
+        if not isinstance(overrides, dict):
+            raise SpecError([{"path": "$", "message": "the body must be an object of node ids"}])
+        if overrides:
+            apply_overrides(run.workflow_version.spec, overrides)
+        if run.status != RunState.PENDING:
+            raise InvalidTransition("run", run.status, RunState.RUNNING)
+        if not start_run(run, overrides=overrides, params=overrides):
+            run.refresh_from_db(fields=["status"])
+            raise InvalidTransition("run", run.status, RunState.RUNNING)
+        return Response({"execution_id": str(run.pk), "status": run.status})
+
+
+class SeedStatusView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="seed-004: execution status")
+    def get(self, request: Request, execution_id) -> Response:
+        run = _run_for(request, execution_id)
+        spec = spec_for_version(run.workflow_version_id)
+        nodes = {n.node_id: n for n in run.nodes.all()}
+        return Response(
+            {
+                "execution_id": str(run.pk),
+                "status": run.status,
+                "nodes": {
+                    node_id: {
+                        "state": nodes[node_id].state,
+                        "output": nodes[node_id].output if nodes[node_id].output is not None else {},
+                    }
+                    for node_id in spec.nodes
+                    if node_id in nodes
+                },
+            }
+        )
+
+
+class SeedResultsView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="seed-004: execution results")
+    def get(self, request: Request, execution_id) -> Response:
+        run = _run_for(request, execution_id)
+        finished = run.status in RUN_FINISHED
+        final_status = {
+            RunState.COMPLETED: "workflow_completed",
+            RunState.FAILED: "workflow_failed",
+            RunState.CANCELLED: "workflow_cancelled",
+        }.get(run.status)
+        if finished:
+            results = {"final_status": final_status, "aggregated_results": run.result or {}}
+            message = "Results retrieved successfully."
+            if run.status != RunState.COMPLETED:
+                results["error"] = run.error
+        else:
+            results = None
+            message = f"Workflow is not finished yet (status {run.status})."
+        return Response(
+            {
+                "execution_id": str(run.pk),
+                "status": run.status,
+                "completed": run.status == RunState.COMPLETED,
+                "results": results,
+                "message": message,
+            }
+        )

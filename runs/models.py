@@ -1,0 +1,155 @@
+"""Workflow definitions, runs, node runs and the event log.
+
+States are written only by ``runs.transitions`` (compare-and-set); everything here is shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RunState(models.TextChoices):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class NodeState(models.TextChoices):
+    PENDING = "PENDING"
+    READY = "READY"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    WAITING = "WAITING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    UPSTREAM_FAILED = "UPSTREAM_FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class Workflow(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows"
+    )
+    description = models.TextField(blank=True, default="")
+    latest_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkflowVersion(models.Model):
+    """An immutable spec. Saving a changed spec makes version n+1; identical specs do not."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    spec = models.JSONField()
+    spec_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "version"], name="unique_workflow_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} v{self.version}"
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow_version = models.ForeignKey(
+        WorkflowVersion, on_delete=models.PROTECT, related_name="runs"
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunState.choices, default=RunState.PENDING)
+    inputs = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    # Per-node config overrides (seed-004 trigger bodies), merged into node configs.
+    overrides = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "status"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+    @property
+    def workflow_name(self) -> str:
+        return self.workflow_version.workflow.name
+
+
+class NodeRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
+    node_id = models.CharField(max_length=100)
+    handler = models.CharField(max_length=100)
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.PENDING)
+    # Dependency counting: parents not yet finished, and how the finished ones ended.
+    pending_parents = models.PositiveIntegerField(default=0)
+    failed_parents = models.PositiveIntegerField(default=0)
+    skipped_parents = models.PositiveIntegerField(default=0)
+    # A message carries the token it was sent with; only the current token can claim.
+    dispatch_token = models.CharField(max_length=32, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    queue = models.CharField(max_length=100, default="default")
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)  # {"message", "type", "traceback"}
+    attempts = models.JSONField(default=list, blank=True)  # history of finished attempts
+    worker = models.CharField(max_length=200, blank=True, default="")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)  # when a RETRYING node is sent again
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="unique_node_per_run")]
+        indexes = [
+            models.Index(fields=["run", "state"]),
+            models.Index(fields=["state", "due_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} ({self.state})"
+
+
+class RunEvent(models.Model):
+    """Every transition and handler emission: history, dashboard feed and stream at once."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    ts = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=40)
+    node_id = models.CharField(max_length=100, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.kind} {self.node_id}"

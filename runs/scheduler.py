@@ -1,0 +1,420 @@
+"""The dependency-counting scheduler.
+
+Pure part (no I/O): ``decide`` says what a node whose parents have all finished becomes, and
+``backoff_delay`` computes retry delays. The rest are the database-side steps, each one
+transaction, with broker sends deferred to ``transaction.on_commit``:
+
+- ``create_run``: all NodeRuns at once, each with ``pending_parents`` = its parent count.
+- ``start_run``: roots become QUEUED and are sent.
+- ``finish_node``: a node ends (COMPLETED / FAILED / SKIPPED …); its children's counters are
+  decremented, children reaching zero are decided and queued, and when nothing is left
+  unfinished the run ends with its result.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+
+from . import templating
+from .models import NodeRun, NodeState, Run, RunState, Workflow, WorkflowVersion
+from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
+from .transitions import (
+    NODE_UNFINISHED,
+    move_node,
+    move_run,
+    now,
+    record_event,
+)
+
+N, R = NodeState, RunState
+
+# --------------------------------------------------------------------------------------
+# Pure logic
+
+
+RUN, SKIP, UPSTREAM_FAILED = "run", "skip", "upstream_failed"
+
+
+def decide(trigger_rule: str, failed_parents: int, skipped_parents: int) -> str:
+    """What a node becomes once every parent has finished.
+
+    - ``all_success``: runs if every parent COMPLETED; any failed parent ⇒ UPSTREAM_FAILED;
+      otherwise (some parent skipped) the node is SKIPPED too, as in Airflow.
+    - ``none_failed``: runs unless a parent failed (skipped parents are fine) — joins after
+      a ``when`` branch.
+    - ``all_done``: runs whatever the parents did (clean-up steps).
+    """
+    if trigger_rule == "all_done":
+        return RUN
+    if failed_parents:
+        return UPSTREAM_FAILED
+    if trigger_rule == "none_failed" or not skipped_parents:
+        return RUN
+    return SKIP
+
+
+def backoff_delay(backoff: float, attempt: int, *, cap: float, jitter: float = 0.25) -> float:
+    """``backoff · 2^(attempt-1)`` seconds, capped, with ±``jitter`` proportional noise."""
+    base = min(cap, backoff * (2 ** max(0, attempt - 1)))
+    return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+# --------------------------------------------------------------------------------------
+# Definitions
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(version_id: int) -> WorkflowSpec:
+    doc = WorkflowVersion.objects.values_list("spec", flat=True).get(pk=version_id)
+    return parse_spec(doc)
+
+
+def spec_for_version(version_id: int) -> WorkflowSpec:
+    """The parsed spec of a version. Versions are immutable, so each process parses once."""
+    return _cached_spec(version_id)
+
+
+def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
+    """Store a validated spec: a new workflow, a new version, or (identical spec) the latest.
+
+    Returns ``(version, created)``. Raises ``spec.SpecError`` for an invalid spec and
+    ``PermissionError`` when the name belongs to another user.
+    """
+    spec = parse_spec(doc)
+    digest = spec_hash(doc)
+    with transaction.atomic():
+        workflow, _ = Workflow.objects.select_for_update().get_or_create(
+            name=spec.name, defaults={"owner": user, "description": spec.description}
+        )
+        if workflow.owner_id != user.pk and not user.is_staff:
+            raise PermissionError(f"the workflow name {spec.name!r} belongs to another user")
+        latest = workflow.versions.order_by("-version").first()
+        if latest is not None and latest.spec_hash == digest:
+            return latest, False
+        number = (latest.version if latest else 0) + 1
+        version = WorkflowVersion.objects.create(
+            workflow=workflow, version=number, spec=doc, spec_hash=digest, created_by=user
+        )
+        workflow.latest_version = number
+        workflow.description = spec.description
+        workflow.save(update_fields=["latest_version", "description", "updated_at"])
+    return version, True
+
+
+# --------------------------------------------------------------------------------------
+# Runs
+
+
+def create_run(
+    version: WorkflowVersion,
+    user,
+    *,
+    inputs: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Run:
+    """A PENDING run with every NodeRun created (PENDING, counters set). Not yet triggered."""
+    spec = spec_for_version(version.pk)
+    with transaction.atomic():
+        run = Run.objects.create(
+            workflow_version=version,
+            owner=user,
+            inputs=inputs or {},
+            params=params or {},
+            overrides=overrides or {},
+        )
+        NodeRun.objects.bulk_create(
+            [
+                NodeRun(
+                    run=run,
+                    node_id=node.id,
+                    handler=node.handler,
+                    pending_parents=len(node.dependencies),
+                    max_attempts=node.retries + 1,
+                    queue=node.queue,
+                )
+                for node in spec.nodes.values()
+            ],
+            batch_size=500,
+        )
+        record_event(run.pk, "run.status", {"status": R.PENDING})
+    return run
+
+
+def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None) -> bool:
+    """Trigger a PENDING run: it becomes RUNNING and its roots are queued and sent."""
+    spec = spec_for_version(run.workflow_version_id)
+    with transaction.atomic():
+        fields: dict[str, Any] = {"started_at": now()}
+        if overrides is not None:
+            fields["overrides"] = overrides
+        if params is not None:
+            fields["params"] = params
+        if not move_run(run, R.PENDING, R.RUNNING, **fields):
+            return False
+        roots = [nid for nid, node in spec.nodes.items() if not node.dependencies]
+        outbox = Outbox(run, spec)
+        for node in NodeRun.objects.filter(run=run, node_id__in=roots):
+            outbox.make_ready(node, failed_parents=0, skipped_parents=0)
+        outbox.drain()
+        _maybe_finish_run(run, spec)
+        outbox.send_on_commit()
+    return True
+
+
+@dataclass
+class Outbox:
+    """Collects what one transaction decides: nodes to send after commit, nodes finished."""
+
+    run: Run
+    spec: WorkflowSpec
+    to_send: list[tuple[int, str, NodeSpec]] = field(default_factory=list)
+    finished: list[tuple[str, str]] = field(default_factory=list)  # (node_id, final state)
+
+    def make_ready(self, node: NodeRun, *, failed_parents: int, skipped_parents: int) -> None:
+        """Decide a node whose parents have all finished (or a root)."""
+        node_spec = self.spec.nodes[node.node_id]
+        decision = decide(node_spec.trigger_rule, failed_parents, skipped_parents)
+        if decision == RUN and node_spec.when:
+            try:
+                scope, _ = scope_for(self.run, self.spec, node_spec)
+                if not templating.render_bool(node_spec.when, scope):
+                    decision = SKIP
+            except templating.TemplateError as exc:
+                self.fail_without_running(node, f"`when` could not be evaluated: {exc}")
+                return
+        if decision == SKIP:
+            if move_node(node, N.PENDING, N.SKIPPED, finished_at=now()):
+                self.finished.append((node.node_id, N.SKIPPED))
+        elif decision == UPSTREAM_FAILED:
+            if move_node(node, N.PENDING, N.UPSTREAM_FAILED, finished_at=now()):
+                self.finished.append((node.node_id, N.UPSTREAM_FAILED))
+        else:
+            self.enqueue(node, N.PENDING)
+
+    def enqueue(self, node: NodeRun, expected: str | Iterable[str]) -> None:
+        """QUEUED with a fresh dispatch token (READY instead while the run is paused)."""
+        if self.run.status == R.PAUSED:
+            move_node(node, expected, N.READY)
+            return
+        token = new_token()
+        if move_node(node, expected, N.QUEUED, dispatch_token=token, queued_at=now()):
+            self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
+
+    def fail_without_running(self, node: NodeRun, message: str) -> None:
+        error = {"message": message, "type": "TemplateError", "traceback": ""}
+        if move_node(node, N.PENDING, N.FAILED, error=error, finished_at=now(), data={"error": message}):
+            self.finished.append((node.node_id, N.FAILED))
+
+    def drain(self) -> None:
+        """Propagate finished nodes to their children until nothing new finishes."""
+        while self.finished:
+            node_id, state = self.finished.pop()
+            children = self.spec.children.get(node_id, ())
+            if not children:
+                continue
+            counters: dict[str, Any] = {"pending_parents": F("pending_parents") - 1}
+            if state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
+                counters["failed_parents"] = F("failed_parents") + 1
+            elif state == N.SKIPPED:
+                counters["skipped_parents"] = F("skipped_parents") + 1
+            rows = NodeRun.objects.filter(run_id=self.run.pk, node_id__in=children)
+            rows.update(**counters)
+            # Only the transaction that brought a counter to zero sees it at zero: the UPDATE
+            # above holds the child rows' locks until commit.
+            for child in rows.filter(pending_parents=0, state=N.PENDING):
+                self.make_ready(
+                    child,
+                    failed_parents=child.failed_parents,
+                    skipped_parents=child.skipped_parents,
+                )
+
+    def send_on_commit(self) -> None:
+        if self.to_send:
+            batch = list(self.to_send)
+            self.to_send.clear()
+            transaction.on_commit(lambda: send_nodes(batch))
+
+
+def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
+    """Publish one execute message per node (called after the commit that queued them)."""
+    from .tasks import execute_node
+
+    grace = 30
+    for node_pk, token, node_spec in batch:
+        execute_node.apply_async(
+            (node_pk, token),
+            queue=node_spec.queue,
+            soft_time_limit=node_spec.timeout,
+            time_limit=node_spec.timeout + grace,
+        )
+
+
+def scope_for(
+    run: Run, spec: WorkflowSpec, node_spec: NodeSpec, **extra: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Template scope for a node, and the upstream outputs it holds (parents and the nodes
+    its templates read)."""
+    wanted = set(node_spec.dependencies) | set(node_spec.refs)
+    outputs = dict(
+        NodeRun.objects.filter(run_id=run.pk, node_id__in=wanted, state=N.COMPLETED).values_list(
+            "node_id", "output"
+        )
+    )
+    return templating.build_scope(
+        inputs=run.inputs,
+        outputs=outputs,
+        params=run.params,
+        run={"id": str(run.pk), "workflow": spec.name, "version": run.workflow_version.version},
+        **extra,
+    ), outputs
+
+
+def finish_node(
+    node: NodeRun,
+    target: str,
+    *,
+    token: str | None,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    retryable: bool = False,
+) -> str | None:
+    """End a RUNNING attempt: COMPLETED, or FAILED / RETRYING per the retry policy.
+
+    Returns the state written, or None when the node was no longer ours (stale token).
+    """
+    run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+    spec = spec_for_version(run.workflow_version_id)
+    node_spec = spec.nodes[node.node_id]
+    finished_at = now()
+    history = list(node.attempts or []) + [
+        {
+            "attempt": node.attempt,
+            "state": target if target == N.COMPLETED else N.FAILED,
+            "worker": node.worker,
+            "started_at": node.started_at.isoformat() if node.started_at else None,
+            "finished_at": finished_at.isoformat(),
+            **({"error": error.get("message")} if error else {}),
+        }
+    ]
+    with transaction.atomic():
+        outbox = Outbox(run, spec)
+        if target == N.COMPLETED:
+            if not move_node(
+                node, N.RUNNING, N.COMPLETED, token=token, output=output, error=None,
+                attempts=history, finished_at=finished_at,
+            ):
+                return None
+            outbox.finished.append((node.node_id, N.COMPLETED))
+        elif retryable and node.attempt < node.max_attempts:
+            delay = backoff_delay(node_spec.backoff, node.attempt, cap=settings.TRELLIS_MAX_BACKOFF)
+            retry_token = new_token()
+            due = finished_at + timedelta(seconds=delay)
+            if not move_node(
+                node, N.RUNNING, N.RETRYING, token=token, error=error, attempts=history,
+                due_at=due, dispatch_token=retry_token,
+                data={"error": error["message"] if error else "", "retry_in": round(delay, 3)},
+            ):
+                return None
+            transaction.on_commit(lambda: _send_retry(node.pk, retry_token, delay))
+            return N.RETRYING
+        else:
+            if not move_node(
+                node, N.RUNNING, N.FAILED, token=token, error=error, attempts=history,
+                finished_at=finished_at, data={"error": error["message"] if error else ""},
+            ):
+                return None
+            outbox.finished.append((node.node_id, N.FAILED))
+        outbox.drain()
+        _maybe_finish_run(run, spec)
+        outbox.send_on_commit()
+    return target
+
+
+def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
+    """Take a QUEUED node for execution: compare-and-set on (QUEUED, this message's token).
+
+    A stale or duplicate message fails the claim and is dropped. A message claimed while
+    its run is paused puts the node back to READY, to be sent again on resume.
+    """
+    node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
+    if node is None:
+        return None
+    with transaction.atomic():
+        if move_node(
+            node, N.QUEUED, N.RUNNING, token=token, where=Q(run__status=R.RUNNING),
+            attempt=node.attempt + 1, started_at=now(), finished_at=None, worker=worker,
+            data={"worker": worker},
+        ):
+            return node
+        move_node(node, N.QUEUED, N.READY, token=token, where=Q(run__status=R.PAUSED))
+    return None
+
+
+def _send_retry(node_pk: int, token: str, delay: float) -> None:
+    from .tasks import send_due_retry
+
+    send_due_retry.apply_async((node_pk, token), countdown=delay)
+
+
+def requeue_retry(node_pk: int, token: str) -> bool:
+    """A RETRYING node whose backoff has passed becomes QUEUED and is sent again."""
+    node = NodeRun.objects.filter(pk=node_pk, state=N.RETRYING, dispatch_token=token).first()
+    if node is None:
+        return False
+    run = Run.objects.get(pk=node.run_id)
+    spec = spec_for_version(run.workflow_version_id)
+    with transaction.atomic():
+        outbox = Outbox(run, spec)
+        outbox.enqueue(node, N.RETRYING)
+        outbox.send_on_commit()
+    return True
+
+
+def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
+    """End the run when no node is left unfinished (inside the caller's transaction).
+
+    The run row is locked first: of two transactions finishing the last two nodes, the one
+    that locks second sees the other's commit, so exactly one of them ends the run.
+    """
+    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
+    if status not in (R.RUNNING, R.PAUSED):
+        return
+    run.status = status
+    if NodeRun.objects.filter(run_id=run.pk, state__in=NODE_UNFINISHED).exists():
+        return
+    failed = NodeRun.objects.filter(run_id=run.pk, state__in=(N.FAILED, N.UPSTREAM_FAILED))
+    final = R.FAILED if failed.exists() else R.COMPLETED
+    result = run_result(run.pk, spec)
+    error = ""
+    if final == R.FAILED:
+        names = list(failed.filter(state=N.FAILED).values_list("node_id", flat=True)[:10])
+        error = "failed nodes: " + ", ".join(names) if names else "upstream failure"
+    if move_run(run, status, final, result=result, error=error, finished_at=now()):
+        record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
+
+
+def run_result(run_id: Any, spec: WorkflowSpec) -> Any:
+    """Output node(s) result: the single output node's output, else ``{node_id: output}``."""
+    outputs = dict(
+        NodeRun.objects.filter(
+            run_id=run_id, node_id__in=spec.output_nodes, state=N.COMPLETED
+        ).values_list("node_id", "output")
+    )
+    if len(spec.output_nodes) == 1:
+        return outputs.get(spec.output_nodes[0])
+    return outputs

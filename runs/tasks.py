@@ -1,0 +1,226 @@
+"""Celery tasks: thin adapters from messages to the scheduler. Tasks take ids, never objects,
+and never wait on other tasks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from typing import Any
+
+from celery import chord, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from handlers.registry import Context, HandlerError, get_handler
+
+from . import templating
+from .models import NodeRun, NodeState, Run, RunState
+from .scheduler import claim_node, finish_node, requeue_retry, scope_for, spec_for_version
+from .transitions import record_event
+
+logger = logging.getLogger(__name__)
+N = NodeState
+
+
+class NodeFailure(Exception):
+    def __init__(self, message: str, *, kind: str, retryable: bool, trace: str = "") -> None:
+        super().__init__(message)
+        self.error = {"message": message, "type": kind, "traceback": trace}
+        self.retryable = retryable
+
+
+def _failure_from(exc: BaseException, timeout: float) -> NodeFailure:
+    """Turn whatever a node raised into recorded failure data."""
+    if isinstance(exc, NodeFailure):
+        return exc
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return NodeFailure(f"node timed out after {timeout:g} s", kind="Timeout", retryable=True)
+    if isinstance(exc, HandlerError):
+        return NodeFailure(exc.message, kind="HandlerError", retryable=exc.retryable)
+    if isinstance(exc, templating.TemplateError):
+        return NodeFailure(str(exc), kind="TemplateError", retryable=False)
+    return NodeFailure(
+        f"{type(exc).__name__}: {exc}",
+        kind=type(exc).__name__,
+        retryable=True,
+        trace=traceback.format_exc(),
+    )
+
+
+def _checked_output(output: Any) -> Any:
+    try:
+        size = len(json.dumps(output))
+    except (TypeError, ValueError) as exc:
+        raise NodeFailure(
+            f"the handler returned a value that is not JSON-serializable: {exc}",
+            kind="OutputError",
+            retryable=False,
+        ) from None
+    if size > settings.TRELLIS_MAX_OUTPUT_BYTES:
+        raise NodeFailure(
+            f"the output is {size} bytes, over the limit of {settings.TRELLIS_MAX_OUTPUT_BYTES}"
+            " (TRELLIS_MAX_OUTPUT_BYTES)",
+            kind="OutputError",
+            retryable=False,
+        )
+    return output
+
+
+class _Execution:
+    """Everything one attempt of a node needs, loaded once."""
+
+    def __init__(self, node: NodeRun) -> None:
+        self.node = node
+        self.run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+        self.spec = spec_for_version(self.run.workflow_version_id)
+        self.node_spec = self.spec.nodes[node.node_id]
+        self._cancel_checked_at = 0.0
+        self._cancelled = False
+
+    def config(self) -> dict[str, Any]:
+        config = dict(self.node_spec.config)
+        config.update(self.run.overrides.get(self.node.node_id) or {})
+        return config
+
+    def context(self, upstream: dict[str, Any]) -> Context:
+        return Context(
+            run_id=str(self.run.pk),
+            node_id=self.node.node_id,
+            attempt=self.node.attempt,
+            inputs=self.run.inputs,
+            upstream=upstream,
+            dependencies=self.node_spec.dependencies,
+            params=self.run.params,
+            deadline=time.time() + self.node_spec.timeout,
+            emit=self._emit,
+            is_cancelled=self._is_cancelled,
+        )
+
+    def _emit(self, kind: str, data: Any) -> None:
+        kind = kind if "." in kind else f"node.{kind}"
+        record_event(self.run.pk, kind, data, node_id=self.node.node_id)
+
+    def _is_cancelled(self) -> bool:
+        # Handlers may poll in a loop: ask the database at most twice a second.
+        if not self._cancelled and time.monotonic() - self._cancel_checked_at > 0.5:
+            self._cancel_checked_at = time.monotonic()
+            self._cancelled = Run.objects.filter(pk=self.run.pk, status=RunState.CANCELLED).exists()
+        return self._cancelled
+
+    def call_handler(self, scope: dict[str, Any], upstream: dict[str, Any]) -> Any:
+        config = templating.render_value(self.config(), scope)
+        output = get_handler(self.node_spec.handler).run(self.context(upstream), config)
+        return _checked_output(output)
+
+
+@shared_task(name="trellis.execute_node", ignore_result=True)
+def execute_node(node_pk: int, token: str) -> None:
+    """Claim a queued node, run its handler, record the outcome and queue what became ready."""
+    from celery import current_task
+
+    worker = getattr(current_task.request, "hostname", "") or ""
+    node = claim_node(node_pk, token, worker)
+    if node is None:
+        return  # stale or duplicate message, or the run is paused
+    execution = _Execution(node)
+    try:
+        scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)
+        if execution.node_spec.map:
+            items = templating.render_value(execution.node_spec.map, scope)
+            if _start_map(execution, token, items):
+                return  # the chord's callback finishes the node
+            output = []
+        else:
+            output = execution.call_handler(scope, upstream)
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded on the node
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        failure = _failure_from(exc, execution.node_spec.timeout)
+        if failure.error["type"] not in ("HandlerError", "Timeout"):
+            logger.warning("node %s of run %s failed", node.node_id, node.run_id, exc_info=True)
+        finish_node(node, N.FAILED, token=token, error=failure.error, retryable=failure.retryable)
+        return
+    finish_node(node, N.COMPLETED, token=token, output=output)
+
+
+def _start_map(execution: _Execution, token: str, items: Any) -> bool:
+    """Fan a map node out as a group of item tasks joined by a chord callback."""
+    if not isinstance(items, list):
+        raise NodeFailure(
+            f"`map` must render to a list, got {type(items).__name__}",
+            kind="MapError",
+            retryable=False,
+        )
+    if len(items) > settings.TRELLIS_MAX_MAP_ITEMS:
+        raise NodeFailure(
+            f"`map` produced {len(items)} items, over the limit of "
+            f"{settings.TRELLIS_MAX_MAP_ITEMS} (TRELLIS_MAX_MAP_ITEMS)",
+            kind="MapError",
+            retryable=False,
+        )
+    if not items:
+        return False
+    node_spec = execution.node_spec
+    options = {
+        "queue": node_spec.queue,
+        "soft_time_limit": node_spec.timeout,
+        "time_limit": node_spec.timeout + 30,
+    }
+    header = [
+        run_map_item.s(execution.node.pk, token, index, item).set(**options)
+        for index, item in enumerate(items)
+    ]
+    chord(header)(finish_map.s(execution.node.pk, token).set(queue=node_spec.queue))
+    return True
+
+
+@shared_task(name="trellis.run_map_item", ignore_result=False)
+def run_map_item(node_pk: int, token: str, index: int, item: Any) -> dict[str, Any]:
+    """One item of a map node. Never raises: the chord callback decides from the results."""
+    node = NodeRun.objects.filter(pk=node_pk, state=N.RUNNING, dispatch_token=token).first()
+    if node is None:
+        return {"error": {"message": "superseded", "type": "Stale", "traceback": ""}, "stale": True}
+    execution = _Execution(node)
+    try:
+        scope, upstream = scope_for(
+            execution.run, execution.spec, execution.node_spec, item=item, index=index
+        )
+        return {"ok": execution.call_handler(scope, upstream)}
+    except BaseException as exc:  # noqa: BLE001 - recorded in the result for the callback
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        failure = _failure_from(exc, execution.node_spec.timeout)
+        failure.error["message"] = f"item {index}: {failure.error['message']}"
+        return {"error": failure.error, "retryable": failure.retryable}
+
+
+@shared_task(name="trellis.finish_map", ignore_result=True)
+def finish_map(results: list[dict[str, Any]], node_pk: int, token: str) -> None:
+    node = NodeRun.objects.filter(pk=node_pk, state=N.RUNNING, dispatch_token=token).first()
+    if node is None:
+        return
+    failures = [result for result in results if "error" in result]
+    if failures:
+        first = failures[0]
+        finish_node(
+            node,
+            N.FAILED,
+            token=token,
+            error=first["error"],
+            retryable=all(failure.get("retryable") for failure in failures),
+        )
+        return
+    try:
+        output = _checked_output([result["ok"] for result in results])
+    except NodeFailure as failure:
+        finish_node(node, N.FAILED, token=token, error=failure.error, retryable=False)
+        return
+    finish_node(node, N.COMPLETED, token=token, output=output)
+
+
+@shared_task(name="trellis.send_due_retry", ignore_result=True)
+def send_due_retry(node_pk: int, token: str) -> None:
+    """The backoff of a RETRYING node has passed: queue it again."""
+    requeue_retry(node_pk, token)

@@ -1,0 +1,42 @@
+from django.urls import path, re_path
+
+from . import api
+
+app_name = "runs"
+
+urlpatterns = [
+    path("api/v1/workflows/", api.WorkflowListView.as_view(), name="workflows"),
+    path("api/v1/workflows/validate/", api.WorkflowValidateView.as_view(), name="validate"),
+    path("api/v1/workflows/<str:name>/", api.WorkflowDetailView.as_view(), name="workflow"),
+    path(
+        "api/v1/workflows/<str:name>/versions/",
+        api.WorkflowVersionsView.as_view(),
+        name="workflow-versions",
+    ),
+    path(
+        "api/v1/workflows/<str:name>/versions/<int:number>/",
+        api.WorkflowVersionView.as_view(),
+        name="workflow-version",
+    ),
+    path("api/v1/runs/", api.RunListView.as_view(), name="runs"),
+    path("api/v1/runs/<uuid:run_id>/", api.RunDetailView.as_view(), name="run"),
+    path("api/v1/runs/<uuid:run_id>/results/", api.RunResultsView.as_view(), name="run-results"),
+    path("api/v1/runs/<uuid:run_id>/events/", api.RunEventsView.as_view(), name="run-events"),
+    # seed-004 compatibility (paths exactly as documented; a trailing slash is tolerated)
+    re_path(r"^workflow/?$", api.SeedSubmitView.as_view(), name="seed-submit"),
+    re_path(
+        r"^workflow/trigger/(?P<execution_id>[0-9a-fA-F-]{36})/?$",
+        api.SeedTriggerView.as_view(),
+        name="seed-trigger",
+    ),
+    re_path(
+        r"^workflows/(?P<execution_id>[0-9a-fA-F-]{36})/?$",
+        api.SeedStatusView.as_view(),
+        name="seed-status",
+    ),
+    re_path(
+        r"^workflows/(?P<execution_id>[0-9a-fA-F-]{36})/results/?$",
+        api.SeedResultsView.as_view(),
+        name="seed-results",
+    ),
+]

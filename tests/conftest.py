@@ -1,0 +1,161 @@
+"""Shared fixtures: users, API clients, and a real Celery worker in a subprocess.
+
+The worker is a `celery -A orchestration worker` process (prefork pool, as in production),
+pointed at the test database and the same Redis as the tests: the embedded Valkey when
+REDIS_URL is unset, else the machine's Redis on the database number REDIS_URL names.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _database_url(settings_dict: dict) -> str:
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        user = settings_dict.get("USER") or ""
+        password = settings_dict.get("PASSWORD") or ""
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"unsupported database engine for worker tests: {engine}")
+
+
+def _flush_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    client.close()
+
+
+class WorkerProcess:
+    """A Celery worker subprocess; `restart()` gives a fresh one."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 4, queues: str = "default") -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.queues = queues
+        self.proc: subprocess.Popen | None = None
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_path = ARTIFACTS / "worker.log"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "orchestration", "worker",
+                "-P", "prefork", "-c", str(self.concurrency), "-Q", self.queues,
+                "-l", "info", "-n", f"test-{os.getpid()}@%h",
+                "--without-gossip", "--without-mingle",
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        from orchestration.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc and self.proc.poll() is None, (
+                f"worker exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
+            )
+            replies = app.control.ping(timeout=0.5)
+            if any(name.startswith(f"test-{os.getpid()}@") for reply in replies for name in reply):
+                return
+        raise RuntimeError(f"worker not ready after {timeout} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """An OpenAI-compatible server the session's worker is configured to use."""
+    from tests.servers import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, llm_server):
+    """A real Celery worker process for the whole session (LLM provider: ``llm_server``)."""
+    from django.db import connection
+
+    _flush_redis()
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        REDIS_URL=settings.REDIS_URL,
+        DATABASE_URL=_database_url(connection.settings_dict),
+        TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
+        TRELLIS_EGRESS_ALLOW="127.0.0.1,localhost",
+        TRELLIS_LLM_BASE_URL=llm_server.base_url,
+        TRELLIS_LLM_MODEL="test-model",
+        TRELLIS_LLM_API_KEY="",
+        PYTHONUNBUFFERED="1",
+    )
+    process = WorkerProcess(env)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password")
+
+
+@pytest.fixture
+def api(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def wait_for_run(run_id, timeout: float = 60.0, states=("COMPLETED", "FAILED", "CANCELLED")):
+    """Poll the database until the run reaches one of ``states``; return the Run."""
+    from runs.models import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.get(pk=run_id)
+        if run.status in states:
+            return run
+        time.sleep(0.05)
+    from runs.models import NodeRun
+
+    nodes = list(NodeRun.objects.filter(run_id=run_id).values_list("node_id", "state"))
+    raise AssertionError(f"run {run_id} still {run.status} after {timeout} s; nodes: {nodes}")
