@@ -2,10 +2,30 @@
 another process sees what the tests write), and the test app with its registered functions."""
 
 import os
+import shutil
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("TRELLIS_DATA_DIR", str(_ROOT / ".trellis-test"))
+
+
+def _own_data_dir() -> str:
+    """A data dir per test session (its own Valkey and SQLite file), so that two sessions on
+    one machine never share a server or a database. Dirs of finished sessions are removed."""
+    parent = _ROOT / ".trellis-test"
+    parent.mkdir(exist_ok=True)
+    for old in parent.glob("session-*"):
+        try:
+            os.kill(int(old.name.split("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            pass
+    return str(parent / f"session-{os.getpid()}")
+
+
+if "TRELLIS_DATA_DIR" not in os.environ:
+    # Children (the worker subprocesses) inherit it and find this session's Valkey.
+    os.environ["TRELLIS_DATA_DIR"] = _own_data_dir()
 
 from orchestration.settings import *  # noqa: E402,F403
 from orchestration.settings import DATABASES, INSTALLED_APPS, TRELLIS_DATA_DIR  # noqa: E402
