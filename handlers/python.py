@@ -1,0 +1,117 @@
+"""The ``python`` handler: calls a function registered with ``@python_function``.
+
+Only registered names can be called. A dotted import path taken from a workflow spec is never
+imported: specs are user input, and importing by path would let them run any code on the
+workers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from typing import Any
+
+from .registry import (
+    Context,
+    Handler,
+    HandlerError,
+    get_python_function,
+    python_function_names,
+    register,
+)
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _unserializable(
+    value: Any, path: str = "result", seen: set[int] | None = None
+) -> tuple[str, str] | None:
+    """Where the first value JSON cannot hold sits (a path like ``result['a'][0]``), and why."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"float {value!r}"
+    if isinstance(value, _JSON_SCALARS):
+        return None
+    if not isinstance(value, (list, tuple, dict)):
+        return path, type(value).__name__
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return path, f"circular reference to a {type(value).__name__}"
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(value, dict) and not isinstance(key, _JSON_SCALARS):
+            return f"{path} key {key!r}", type(key).__name__
+        found = _unserializable(item, f"{path}[{key!r}]", seen)
+        if found:
+            return found
+    seen.discard(id(value))
+    return None
+
+
+@register("python")
+class Python(Handler):
+    """Call ``fn(ctx, **kwargs)`` for the function registered under ``function``.
+
+    Functions are registered in an installed app's ``handlers.py`` with
+    ``@python_function()`` (or ``@python_function("name")``). The output is what the function
+    returns, which must be JSON-serializable. A function raises ``HandlerError`` for
+    expected failures; any other exception fails the attempt retryably.
+    """
+
+    description = "Call a registered Python function with keyword arguments."
+    config_schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["function"],
+        "properties": {
+            "function": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Name the function was registered under with @python_function.",
+            },
+            "kwargs": {
+                "type": "object",
+                "default": {},
+                "description": "Keyword arguments for the function (templates are rendered).",
+            },
+        },
+    }
+
+    def run(self, ctx: Context, config: dict[str, Any]) -> Any:
+        name = str(config["function"])
+        kwargs = config.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise HandlerError(
+                f"kwargs must be an object, not {type(kwargs).__name__}", retryable=False
+            )
+        try:
+            fn = get_python_function(name)
+        except KeyError:
+            known = ", ".join(python_function_names()) or "(none)"
+            raise HandlerError(
+                f"no python function registered as {name!r}; registered: {known}",
+                retryable=False,
+            ) from None
+        try:
+            inspect.signature(fn).bind(ctx, **kwargs)
+        except TypeError as exc:
+            raise HandlerError(
+                f"python function {name!r} cannot be called with kwargs {sorted(kwargs)}: {exc}",
+                retryable=False,
+            ) from None
+        except ValueError:  # no signature available (some builtins): just call it
+            pass
+
+        result = fn(ctx, **kwargs)
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            where, type_name = _unserializable(result) or ("result", type(result).__name__)
+            raise HandlerError(
+                f"python function {name!r} returned a value that is not JSON-serializable: "
+                f"{type_name} at {where} ({exc})",
+                retryable=False,
+            ) from None
+        return result

@@ -1,0 +1,141 @@
+"""Python functions and handlers the test workflows call (autodiscovered by the handlers app).
+
+The ``python`` handler calls these as ``fn(ctx, **kwargs)``. Workers run in other processes,
+so state that must survive across attempts (``flaky``, ``count``) lives in files under
+``settings.TRELLIS_DATA_DIR / "flaky"``, updated under an ``fcntl`` lock. Use a fresh key per
+test (e.g. a uuid): the files outlive the test session.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from handlers.registry import Context, HandlerError, python_function
+
+
+def _counter_path(key: str) -> Path:
+    directory = Path(settings.TRELLIS_DATA_DIR) / "flaky"
+    directory.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:80]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return directory / f"{safe}-{digest}.count"
+
+
+def bump_counter(key: str) -> int:
+    """Add one to the counter ``key`` (shared by all processes) and return the new value."""
+    path = _counter_path(key)
+    with open(path, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            count = int(handle.read().strip() or 0) + 1
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(count))
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return count
+
+
+def read_counter(key: str) -> int:
+    """The counter's value (0 when it was never bumped)."""
+    path = _counter_path(key)
+    if not path.exists():
+        return 0
+    with open(path, encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            return int(handle.read().strip() or 0)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reset_counter(key: str) -> None:
+    _counter_path(key).unlink(missing_ok=True)
+
+
+@python_function()
+def add(ctx: Context, a: float, b: float) -> float:
+    """``a + b``."""
+    return a + b
+
+
+@python_function()
+def echo(ctx: Context, **kwargs: Any) -> dict[str, Any]:
+    """Its keyword arguments, as a dict."""
+    return kwargs
+
+
+@python_function()
+def context(ctx: Context) -> dict[str, Any]:
+    """What the handler saw of its run: ids, attempt, inputs, upstream outputs, dependencies."""
+    return {
+        "run_id": ctx.run_id,
+        "node_id": ctx.node_id,
+        "attempt": ctx.attempt,
+        "inputs": ctx.inputs,
+        "upstream": ctx.upstream,
+        "dependencies": list(ctx.dependencies),
+        "params": ctx.params,
+    }
+
+
+@python_function()
+def sleep(ctx: Context, seconds: float) -> dict[str, Any]:
+    """Sleep ``seconds`` (stopping early when the run is cancelled); ``{"slept": seconds}``."""
+    end = time.monotonic() + float(seconds)
+    while (left := end - time.monotonic()) > 0:
+        if ctx.is_cancelled():
+            raise HandlerError("cancelled while sleeping", retryable=False)
+        time.sleep(min(left, 0.05))
+    return {"slept": seconds}
+
+
+@python_function()
+def fail(ctx: Context, message: str, retryable: bool = False) -> None:
+    """Raise ``HandlerError(message, retryable=retryable)``."""
+    raise HandlerError(message, retryable=retryable)
+
+
+@python_function()
+def boom(ctx: Context) -> None:
+    """Raise an unexpected ``RuntimeError("boom")``."""
+    raise RuntimeError("boom")
+
+
+@python_function()
+def flaky(ctx: Context, key: str, failures: int) -> dict[str, Any]:
+    """Fail (retryable ``HandlerError``) the first ``failures`` calls for ``key``, then succeed.
+
+    Returns ``{"key": key, "calls": n}`` where ``n`` counts every call made for ``key``.
+    """
+    calls = bump_counter(f"flaky:{key}")
+    if calls <= int(failures):
+        raise HandlerError(f"flaky {key}: failure {calls} of {failures}", retryable=True)
+    return {"key": key, "calls": calls}
+
+
+@python_function()
+def count(ctx: Context, key: str) -> dict[str, Any]:
+    """Count the calls for ``key`` (across processes); ``{"key": key, "calls": n}``."""
+    return {"key": key, "calls": bump_counter(f"count:{key}")}
+
+
+def flaky_calls(key: str) -> int:
+    """How many times ``flaky`` was called for ``key``."""
+    return read_counter(f"flaky:{key}")
+
+
+def count_calls(key: str) -> int:
+    """How many times ``count`` was called for ``key``."""
+    return read_counter(f"count:{key}")
