@@ -1,0 +1,90 @@
+"""Pure logic: the state table and the readiness decision (no database, no broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runs.models import NodeState as N
+from runs.models import RunState as R
+from runs.scheduler import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
+from runs.transitions import (
+    NODE_FINISHED,
+    NODE_TRANSITIONS,
+    RUN_TRANSITIONS,
+    InvalidTransition,
+    check_node_transition,
+    check_run_transition,
+)
+
+
+def test_finished_node_states_only_leave_through_retry():
+    for state in NODE_FINISHED:
+        targets = {to for frm, to in NODE_TRANSITIONS if frm == state}
+        assert targets <= {N.PENDING}, (state, targets)
+    assert {to for frm, to in NODE_TRANSITIONS if frm == N.COMPLETED} == set()
+
+
+def test_every_node_state_is_reachable_from_pending():
+    reached, frontier = {N.PENDING}, [N.PENDING]
+    while frontier:
+        state = frontier.pop()
+        for frm, to in NODE_TRANSITIONS:
+            if frm == state and to not in reached:
+                reached.add(to)
+                frontier.append(to)
+    assert reached == set(N.values)
+
+
+@pytest.mark.parametrize(
+    "frm,to",
+    [(N.PENDING, N.RUNNING), (N.COMPLETED, N.RUNNING), (N.QUEUED, N.COMPLETED), (N.READY, N.RUNNING)],
+)
+def test_illegal_node_transitions_raise(frm, to):
+    with pytest.raises(InvalidTransition) as info:
+        check_node_transition(frm, to)
+    assert info.value.current == frm and info.value.target == to
+
+
+@pytest.mark.parametrize(
+    "frm,to,legal",
+    [
+        (R.PENDING, R.RUNNING, True),
+        (R.RUNNING, R.PAUSED, True),
+        (R.PAUSED, R.RUNNING, True),
+        (R.FAILED, R.RUNNING, True),
+        (R.COMPLETED, R.PAUSED, False),
+        (R.COMPLETED, R.RUNNING, False),
+        (R.RUNNING, R.PENDING, False),
+        (R.CANCELLED, R.PAUSED, False),
+    ],
+)
+def test_run_transitions(frm, to, legal):
+    assert ((frm, to) in RUN_TRANSITIONS) is legal
+    if not legal:
+        with pytest.raises(InvalidTransition):
+            check_run_transition(frm, to)
+
+
+@pytest.mark.parametrize(
+    "rule,failed,skipped,expected",
+    [
+        ("all_success", 0, 0, RUN),
+        ("all_success", 1, 0, UPSTREAM_FAILED),
+        ("all_success", 0, 1, SKIP),
+        ("all_success", 1, 1, UPSTREAM_FAILED),
+        ("none_failed", 0, 2, RUN),
+        ("none_failed", 1, 0, UPSTREAM_FAILED),
+        ("all_done", 3, 2, RUN),
+    ],
+)
+def test_readiness_decision(rule, failed, skipped, expected):
+    assert decide(rule, failed, skipped) == expected
+
+
+def test_backoff_grows_exponentially_within_jitter_and_cap():
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0)]:
+        for _ in range(50):
+            delay = backoff_delay(1.0, attempt, cap=100)
+            assert base * 0.75 <= delay <= base * 1.25
+    assert backoff_delay(1.0, 30, cap=10) <= 12.5
+    assert backoff_delay(0.0, 5, cap=10) == 0.0
