@@ -298,18 +298,23 @@ class RunListView(APIView):
         workflow = visible_workflows(request.user).filter(name=data["workflow"]).first()
         if workflow is None:
             return error_response(
-                f"no workflow named {data['workflow']!r}", 400,
+                f"no workflow named {data['workflow']!r}",
+                400,
                 [{"path": "$.workflow", "message": "unknown workflow"}],
             )
         try:
             version = find_version(workflow, data.get("version"))
         except WorkflowVersion.DoesNotExist:
             return error_response(
-                f"workflow {workflow.name!r} has no version {data['version']}", 400,
+                f"workflow {workflow.name!r} has no version {data['version']}",
+                400,
                 [{"path": "$.version", "message": "unknown version"}],
             )
         run = start_new_run(
-            version, request.user, inputs=data["inputs"], params=data["params"],
+            version,
+            request.user,
+            inputs=data["inputs"],
+            params=data["params"],
             overrides=data["overrides"],
         )
         if data["wait"]:
@@ -368,7 +373,13 @@ class RunEventsView(APIView):
         return Response(
             {
                 "results": [
-                    {"id": e.id, "ts": _iso(e.ts), "kind": e.kind, "node": e.node_id, "data": e.data}
+                    {
+                        "id": e.id,
+                        "ts": _iso(e.ts),
+                        "kind": e.kind,
+                        "node": e.node_id,
+                        "data": e.data,
+                    }
                     for e in events
                 ]
             }
@@ -384,8 +395,12 @@ class SeedSubmitView(APIView):
 
     @extend_schema(
         request=AnyObject,
-        responses={200: inline_serializer("SeedExecution", {
-            "execution_id": serializers.UUIDField(), "status": serializers.CharField()})},
+        responses={
+            200: inline_serializer(
+                "SeedExecution",
+                {"execution_id": serializers.UUIDField(), "status": serializers.CharField()},
+            )
+        },
         summary="seed-004: submit a workflow; returns a PENDING execution",
     )
     def post(self, request: Request) -> Response:
@@ -428,7 +443,9 @@ class SeedStatusView(APIView):
                 "nodes": {
                     node_id: {
                         "state": nodes[node_id].state,
-                        "output": nodes[node_id].output if nodes[node_id].output is not None else {},
+                        "output": nodes[node_id].output
+                        if nodes[node_id].output is not None
+                        else {},
                     }
                     for node_id in spec.nodes
                     if node_id in nodes

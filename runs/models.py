@@ -78,7 +78,9 @@ class Run(models.Model):
     workflow_version = models.ForeignKey(
         WorkflowVersion, on_delete=models.PROTECT, related_name="runs"
     )
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+    )
     status = models.CharField(max_length=16, choices=RunState.choices, default=RunState.PENDING)
     inputs = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
@@ -127,7 +129,9 @@ class NodeRun(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["run", "node_id"], name="unique_node_per_run")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_id"], name="unique_node_per_run")
+        ]
         indexes = [
             models.Index(fields=["run", "state"]),
             models.Index(fields=["state", "due_at"]),

@@ -217,7 +217,9 @@ class Outbox:
 
     def fail_without_running(self, node: NodeRun, message: str) -> None:
         error = {"message": message, "type": "TemplateError", "traceback": ""}
-        if move_node(node, N.PENDING, N.FAILED, error=error, finished_at=now(), data={"error": message}):
+        if move_node(
+            node, N.PENDING, N.FAILED, error=error, finished_at=now(), data={"error": message}
+        ):
             self.finished.append((node.node_id, N.FAILED))
 
     def drain(self) -> None:
@@ -315,8 +317,14 @@ def finish_node(
         outbox = Outbox(run, spec)
         if target == N.COMPLETED:
             if not move_node(
-                node, N.RUNNING, N.COMPLETED, token=token, output=output, error=None,
-                attempts=history, finished_at=finished_at,
+                node,
+                N.RUNNING,
+                N.COMPLETED,
+                token=token,
+                output=output,
+                error=None,
+                attempts=history,
+                finished_at=finished_at,
             ):
                 return None
             outbox.finished.append((node.node_id, N.COMPLETED))
@@ -325,8 +333,14 @@ def finish_node(
             retry_token = new_token()
             due = finished_at + timedelta(seconds=delay)
             if not move_node(
-                node, N.RUNNING, N.RETRYING, token=token, error=error, attempts=history,
-                due_at=due, dispatch_token=retry_token,
+                node,
+                N.RUNNING,
+                N.RETRYING,
+                token=token,
+                error=error,
+                attempts=history,
+                due_at=due,
+                dispatch_token=retry_token,
                 data={"error": error["message"] if error else "", "retry_in": round(delay, 3)},
             ):
                 return None
@@ -334,8 +348,14 @@ def finish_node(
             return N.RETRYING
         else:
             if not move_node(
-                node, N.RUNNING, N.FAILED, token=token, error=error, attempts=history,
-                finished_at=finished_at, data={"error": error["message"] if error else ""},
+                node,
+                N.RUNNING,
+                N.FAILED,
+                token=token,
+                error=error,
+                attempts=history,
+                finished_at=finished_at,
+                data={"error": error["message"] if error else ""},
             ):
                 return None
             outbox.finished.append((node.node_id, N.FAILED))
@@ -356,8 +376,15 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
         return None
     with transaction.atomic():
         if move_node(
-            node, N.QUEUED, N.RUNNING, token=token, where=Q(run__status=R.RUNNING),
-            attempt=node.attempt + 1, started_at=now(), finished_at=None, worker=worker,
+            node,
+            N.QUEUED,
+            N.RUNNING,
+            token=token,
+            where=Q(run__status=R.RUNNING),
+            attempt=node.attempt + 1,
+            started_at=now(),
+            finished_at=None,
+            worker=worker,
             data={"worker": worker},
         ):
             return node

@@ -46,7 +46,10 @@ def validated_inputs(version: WorkflowVersion, inputs: Any) -> dict[str, Any]:
         if name not in filled and isinstance(prop, dict) and "default" in prop:
             filled[name] = prop["default"]
     errors = [
-        {"path": "$.inputs" + "".join(_path_part(p) for p in error.absolute_path), "message": error.message}
+        {
+            "path": "$.inputs" + "".join(_path_part(p) for p in error.absolute_path),
+            "message": error.message,
+        }
         for error in sorted(
             Draft202012Validator(schema).iter_errors(filled), key=lambda e: list(e.absolute_path)
         )
