@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import control
 from .models import NodeRun, Run, RunEvent, RunState, WorkflowVersion
 from .scheduler import create_run, save_workflow, spec_for_version, start_run
 from .services import find_version, start_new_run, visible_runs, visible_workflows
@@ -384,6 +385,18 @@ class RunEventsView(APIView):
                 ]
             }
         )
+
+
+class RunControlView(APIView):
+    """POST /api/v1/runs/{id}/<action>/: pause, resume, cancel, retry (409 when illegal)."""
+
+    action = ""
+
+    @extend_schema(request=None, responses={200: AnyObject, 409: AnyObject})
+    def post(self, request: Request, run_id) -> Response:
+        run = _run_for(request, run_id)
+        getattr(control, self.action)(run.pk, request.user)
+        return Response(run_view(_run_for(request, run_id)))
 
 
 # --------------------------------------------------------------------------------------

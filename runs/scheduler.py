@@ -252,6 +252,11 @@ class Outbox:
             transaction.on_commit(lambda: send_nodes(batch))
 
 
+def message_id(node_pk: int, token: str) -> str:
+    """The Celery task id of a node's message: derived, so cancel can revoke it."""
+    return f"trellis-node-{node_pk}-{token}"
+
+
 def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
     """Publish one execute message per node (called after the commit that queued them)."""
     from .tasks import execute_node
@@ -260,6 +265,7 @@ def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
     for node_pk, token, node_spec in batch:
         execute_node.apply_async(
             (node_pk, token),
+            task_id=message_id(node_pk, token),
             queue=node_spec.queue,
             soft_time_limit=node_spec.timeout,
             time_limit=node_spec.timeout + grace,

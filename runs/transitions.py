@@ -45,6 +45,7 @@ NODE_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
         (N.UPSTREAM_FAILED, N.PENDING),
         (N.CANCELLED, N.PENDING),
         (N.SKIPPED, N.PENDING),
+        (N.COMPLETED, N.PENDING),  # run retry: a descendant of a failed node runs again
     }
 )
 

@@ -22,6 +22,14 @@ urlpatterns = [
     path("api/v1/runs/<uuid:run_id>/", api.RunDetailView.as_view(), name="run"),
     path("api/v1/runs/<uuid:run_id>/results/", api.RunResultsView.as_view(), name="run-results"),
     path("api/v1/runs/<uuid:run_id>/events/", api.RunEventsView.as_view(), name="run-events"),
+    *[
+        path(
+            f"api/v1/runs/<uuid:run_id>/{action}/",
+            api.RunControlView.as_view(action=action),
+            name=f"run-{action}",
+        )
+        for action in ("pause", "resume", "cancel", "retry")
+    ],
     # seed-004 compatibility (paths exactly as documented; a trailing slash is tolerated)
     re_path(r"^workflow/?$", api.SeedSubmitView.as_view(), name="seed-submit"),
     re_path(

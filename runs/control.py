@@ -1,0 +1,119 @@
+"""Run control: pause, resume, cancel, retry. The one service layer behind the API, the admin
+and the commands. Each action is a transition in the state table; an illegal one raises
+``InvalidTransition`` (HTTP 409 with the current state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from .models import NodeRun, NodeState, Run, RunState
+from .scheduler import Outbox, message_id, spec_for_version
+from .transitions import NODE_UNFINISHED, InvalidTransition, move_node, move_run, now, record_event
+
+N, R = NodeState, RunState
+
+
+def _actor(user) -> str | None:
+    return user.get_username() if user is not None and user.is_authenticated else None
+
+
+def _locked_run(run_id: Any) -> Run:
+    return Run.objects.select_for_update().select_related("workflow_version").get(pk=run_id)
+
+
+def pause(run_id: Any, user=None) -> Run:
+    """RUNNING → PAUSED. Nodes already running finish; newly ready ones wait in READY."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if not move_run(run, R.RUNNING, R.PAUSED, data={"by": _actor(user)}):
+            raise InvalidTransition("run", run.status, R.PAUSED)
+    return run
+
+
+def resume(run_id: Any, user=None) -> Run:
+    """PAUSED → RUNNING; every READY node is queued and sent."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if not move_run(run, R.PAUSED, R.RUNNING, data={"by": _actor(user)}):
+            raise InvalidTransition("run", run.status, R.RUNNING)
+        outbox = Outbox(run, spec_for_version(run.workflow_version_id))
+        for node in NodeRun.objects.filter(run=run, state=N.READY):
+            outbox.enqueue(node, N.READY)
+        outbox.send_on_commit()
+    return run
+
+
+def cancel(run_id: Any, user=None) -> Run:
+    """→ CANCELLED; every unfinished node CANCELLED and queued messages revoked.
+
+    A handler still running sees ``ctx.is_cancelled()``; whatever it returns is dropped,
+    since its node is no longer RUNNING.
+    """
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        if not move_run(
+            run, (R.PENDING, R.RUNNING, R.PAUSED), R.CANCELLED,
+            finished_at=now(), data={"by": _actor(user)},
+        ):
+            raise InvalidTransition("run", run.status, R.CANCELLED)
+        revoke = []
+        for node in NodeRun.objects.filter(run=run, state__in=NODE_UNFINISHED):
+            if node.state == N.QUEUED and node.dispatch_token:
+                revoke.append(message_id(node.pk, node.dispatch_token))
+            move_node(node, node.state, N.CANCELLED, finished_at=now())
+        if revoke:
+            transaction.on_commit(lambda: _revoke(revoke))
+    return run
+
+
+def _revoke(task_ids: list[str]) -> None:
+    from orchestration.celery import app  # noqa: PLC0415 - only the control path needs it
+
+    app.control.revoke(task_ids)
+
+
+def retry(run_id: Any, user=None) -> Run:
+    """FAILED / CANCELLED run → RUNNING: failed, upstream-failed and cancelled nodes and their
+    descendants go back to PENDING with recomputed counters; completed outputs are reused and
+    attempt history is kept (each retried node gets a fresh retry budget)."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        spec = spec_for_version(run.workflow_version_id)
+        if not move_run(
+            run, (R.FAILED, R.CANCELLED), R.RUNNING,
+            finished_at=None, error="", result=None, data={"by": _actor(user)},
+        ):
+            raise InvalidTransition("run", run.status, R.RUNNING)
+        nodes = {node.node_id: node for node in NodeRun.objects.filter(run=run)}
+        reset: set[str] = set()
+        frontier = [nid for nid, node in nodes.items() if node.state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED)]
+        while frontier:
+            node_id = frontier.pop()
+            if node_id in reset:
+                continue
+            reset.add(node_id)
+            frontier.extend(spec.children.get(node_id, ()))
+        record_event(run.pk, "run.retry", {"by": _actor(user), "nodes": sorted(reset)})
+        outbox = Outbox(run, spec)
+        ready = []
+        for node_id in spec.nodes:  # document order
+            if node_id not in reset:
+                continue
+            node = nodes[node_id]
+            parents = spec.nodes[node_id].dependencies
+            pending = sum(1 for parent in parents if parent in reset)
+            skipped = sum(1 for parent in parents if parent not in reset and nodes[parent].state == N.SKIPPED)
+            move_node(
+                node, node.state, N.PENDING, pending_parents=pending, failed_parents=0,
+                skipped_parents=skipped, max_attempts=node.attempt + spec.nodes[node_id].retries + 1,
+                dispatch_token="", error=None, output=None, finished_at=None, due_at=None,
+            )
+            if pending == 0:
+                ready.append((node, skipped))
+        for node, skipped in ready:
+            outbox.make_ready(node, failed_parents=0, skipped_parents=skipped)
+        outbox.drain()
+        outbox.send_on_commit()
+    return run
