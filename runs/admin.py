@@ -1,0 +1,405 @@
+"""Django admin for workflows, versions, runs, node runs and events.
+
+States are written only by ``runs.transitions``, and runs are created only through the
+scheduler, so runs, nodes, events and versions are read-only here (they may be deleted). JSON
+fields are shown pretty-printed; runs, nodes and events link to each other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from .models import NodeRun, Run, RunEvent, Workflow, WorkflowVersion
+
+JSON_DISPLAY_LIMIT = 200_000  # characters; larger values are cut in the admin page
+
+STATE_COLOURS = {
+    "COMPLETED": "#166534",
+    "FAILED": "#b42318",
+    "UPSTREAM_FAILED": "#b42318",
+    "RUNNING": "#1e40af",
+    "QUEUED": "#1e40af",
+    "RETRYING": "#92400e",
+    "WAITING": "#92400e",
+    "READY": "#92400e",
+    "PAUSED": "#92400e",
+}
+
+
+def pretty_json(value: Any) -> SafeString:
+    """A JSON value as indented text in a ``<pre>`` (escaped by ``format_html``)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if len(text) > JSON_DISPLAY_LIMIT:
+        text = text[:JSON_DISPLAY_LIMIT] + f"\n… ({len(text) - JSON_DISPLAY_LIMIT} more characters)"
+    return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
+
+
+def state_badge(state: str) -> SafeString:
+    return format_html(
+        '<strong style="color:{}">{}</strong>', STATE_COLOURS.get(state, "#4b5563"), state
+    )
+
+
+def changelist_link(model: type, text: str, **filters: Any) -> SafeString:
+    url = reverse(f"admin:runs_{model._meta.model_name}_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), text)
+
+
+def change_link(obj: Any, text: str | None = None) -> SafeString:
+    url = reverse(f"admin:runs_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
+
+
+def duration(start, end) -> str:
+    if start is None or end is None:
+        return "—"
+    return f"{(end - start).total_seconds():.2f} s"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable and deletable, never added or edited through the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Workflows
+
+
+class WorkflowVersionInline(ReadOnlyInline):
+    model = WorkflowVersion
+    fields = ("version", "created_by", "created_at", "spec_hash")
+    readonly_fields = fields
+    ordering = ("-version",)
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ("name", "latest_version", "owner", "version_count", "run_links", "updated_at")
+    list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "updated_at")
+    search_fields = ("name", "description", "owner__username")
+    readonly_fields = ("name", "latest_version", "created_at", "updated_at", "run_links")
+    fields = (
+        "name",
+        "owner",
+        "description",
+        "latest_version",
+        "run_links",
+        "created_at",
+        "updated_at",
+    )
+    raw_id_fields = ("owner",)
+    inlines = (WorkflowVersionInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A workflow without a version is useless: create them through import or the API,
+        # which validate the spec.
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .annotate(version_count=Count("versions", distinct=True))
+        )
+
+    @admin.display(description="versions", ordering="version_count")
+    def version_count(self, obj: Workflow) -> SafeString:
+        return changelist_link(WorkflowVersion, str(obj.version_count), workflow__id__exact=obj.pk)
+
+    @admin.display(description="runs")
+    def run_links(self, obj: Workflow) -> SafeString:
+        return changelist_link(Run, "runs", workflow_version__workflow__id__exact=obj.pk)
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "__str__",
+        "workflow_link",
+        "version",
+        "node_count",
+        "created_by",
+        "created_at",
+        "run_links",
+    )
+    list_filter = (("workflow", admin.RelatedOnlyFieldListFilter), "created_at")
+    search_fields = ("workflow__name", "spec_hash")
+    list_select_related = ("workflow", "created_by")
+    fields = (
+        "workflow",
+        "version",
+        "created_by",
+        "created_at",
+        "spec_hash",
+        "spec_pretty",
+        "run_links",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="workflow", ordering="workflow__name")
+    def workflow_link(self, obj: WorkflowVersion) -> SafeString:
+        return change_link(obj.workflow)
+
+    @admin.display(description="nodes")
+    def node_count(self, obj: WorkflowVersion) -> int:
+        spec = obj.spec if isinstance(obj.spec, dict) else {}
+        return len((spec.get("dag") or {}).get("nodes") or [])
+
+    @admin.display(description="spec")
+    def spec_pretty(self, obj: WorkflowVersion) -> SafeString:
+        return pretty_json(obj.spec)
+
+    @admin.display(description="runs")
+    def run_links(self, obj: WorkflowVersion) -> SafeString:
+        return changelist_link(Run, "runs", workflow_version__id__exact=obj.pk)
+
+
+# --------------------------------------------------------------------------------------
+# Runs
+
+
+class NodeRunInline(ReadOnlyInline):
+    model = NodeRun
+    fields = (
+        "node_id",
+        "handler",
+        "state_badge",
+        "attempt",
+        "max_attempts",
+        "queue",
+        "worker",
+        "started_at",
+        "finished_at",
+        "took",
+        "error_message",
+    )
+    readonly_fields = fields
+    ordering = ("id",)
+
+    @admin.display(description="state")
+    def state_badge(self, obj: NodeRun) -> SafeString:
+        return state_badge(obj.state)
+
+    @admin.display(description="duration")
+    def took(self, obj: NodeRun) -> str:
+        return duration(obj.started_at, obj.finished_at)
+
+    @admin.display(description="error")
+    def error_message(self, obj: NodeRun) -> str:
+        return (obj.error or {}).get("message", "") if isinstance(obj.error, dict) else ""
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "short_id",
+        "workflow_link",
+        "version",
+        "status_badge",
+        "owner",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "took",
+    )
+    list_filter = (
+        "status",
+        ("workflow_version__workflow", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    )
+    search_fields = ("id", "workflow_version__workflow__name", "owner__username", "error")
+    list_select_related = ("workflow_version__workflow", "owner")
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "workflow_link",
+        "version",
+        "status_badge",
+        "owner",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "took",
+        "error",
+        "event_links",
+        "inputs_pretty",
+        "params_pretty",
+        "overrides_pretty",
+        "result_pretty",
+    )
+    readonly_fields = fields
+    inlines = (NodeRunInline,)
+
+    @admin.display(description="run", ordering="id")
+    def short_id(self, obj: Run) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="workflow", ordering="workflow_version__workflow__name")
+    def workflow_link(self, obj: Run) -> SafeString:
+        return change_link(obj.workflow_version.workflow)
+
+    @admin.display(description="version", ordering="workflow_version__version")
+    def version(self, obj: Run) -> SafeString:
+        return change_link(obj.workflow_version, f"v{obj.workflow_version.version}")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Run) -> SafeString:
+        return state_badge(obj.status)
+
+    @admin.display(description="duration")
+    def took(self, obj: Run) -> str:
+        return duration(obj.started_at, obj.finished_at)
+
+    @admin.display(description="events")
+    def event_links(self, obj: Run) -> SafeString:
+        return format_html(
+            "{} · {}",
+            changelist_link(RunEvent, "events", run__id__exact=obj.pk),
+            changelist_link(NodeRun, "nodes", run__id__exact=obj.pk),
+        )
+
+    @admin.display(description="inputs")
+    def inputs_pretty(self, obj: Run) -> SafeString:
+        return pretty_json(obj.inputs)
+
+    @admin.display(description="params")
+    def params_pretty(self, obj: Run) -> SafeString:
+        return pretty_json(obj.params)
+
+    @admin.display(description="overrides")
+    def overrides_pretty(self, obj: Run) -> SafeString:
+        return pretty_json(obj.overrides)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Run) -> SafeString:
+        return pretty_json(obj.result)
+
+
+@admin.register(NodeRun)
+class NodeRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "node_id",
+        "run_link",
+        "handler",
+        "state_badge",
+        "attempt",
+        "queue",
+        "worker",
+        "started_at",
+        "finished_at",
+        "took",
+    )
+    list_filter = ("state", "handler", "queue")
+    search_fields = ("node_id", "run__id", "worker", "handler")
+    list_select_related = ("run",)
+    fields = (
+        "run_link",
+        "node_id",
+        "handler",
+        "state_badge",
+        "attempt",
+        "max_attempts",
+        "queue",
+        "worker",
+        "dispatch_token",
+        "pending_parents",
+        "failed_parents",
+        "skipped_parents",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "due_at",
+        "took",
+        "event_links",
+        "output_pretty",
+        "error_pretty",
+        "attempts_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="run", ordering="run__created_at")
+    def run_link(self, obj: NodeRun) -> SafeString:
+        return change_link(obj.run, str(obj.run_id)[:8])
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: NodeRun) -> SafeString:
+        return state_badge(obj.state)
+
+    @admin.display(description="duration")
+    def took(self, obj: NodeRun) -> str:
+        return duration(obj.started_at, obj.finished_at)
+
+    @admin.display(description="events")
+    def event_links(self, obj: NodeRun) -> SafeString:
+        return changelist_link(
+            RunEvent, "events of this node", run__id__exact=obj.run_id, node_id=obj.node_id
+        )
+
+    @admin.display(description="output")
+    def output_pretty(self, obj: NodeRun) -> SafeString:
+        return pretty_json(obj.output)
+
+    @admin.display(description="error")
+    def error_pretty(self, obj: NodeRun) -> SafeString:
+        return pretty_json(obj.error)
+
+    @admin.display(description="attempts")
+    def attempts_pretty(self, obj: NodeRun) -> SafeString:
+        return pretty_json(obj.attempts)
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "ts", "run_link", "kind", "node_link", "summary")
+    list_filter = ("kind", "ts")
+    search_fields = ("run__id", "node_id", "kind")
+    fields = ("id", "ts", "run_link", "kind", "node_link", "data_pretty")
+    readonly_fields = fields
+    # No select_related: the run link needs only run_id, the node link only node_id.
+
+    @admin.display(description="run", ordering="run_id")
+    def run_link(self, obj: RunEvent) -> SafeString:
+        url = reverse("admin:runs_run_change", args=[obj.run_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.run_id)[:8])
+
+    @admin.display(description="node", ordering="node_id")
+    def node_link(self, obj: RunEvent) -> SafeString | str:
+        if not obj.node_id:
+            return ""
+        return changelist_link(NodeRun, obj.node_id, run__id__exact=obj.run_id, node_id=obj.node_id)
+
+    @admin.display(description="data")
+    def summary(self, obj: RunEvent) -> str:
+        text = json.dumps(obj.data, ensure_ascii=False, default=str)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    @admin.display(description="data")
+    def data_pretty(self, obj: RunEvent) -> SafeString:
+        return pretty_json(obj.data)
