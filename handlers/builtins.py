@@ -1,3 +1,3 @@
 """Imports every built-in handler module so that each registers itself."""
 
-from . import http, input, llm, output, python  # noqa: F401
+from . import http, input, llm, output, python, wait_for_event, workflow  # noqa: F401

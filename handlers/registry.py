@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
@@ -20,6 +21,50 @@ class HandlerError(Exception):
         self.message = message
         self.retryable = retryable
         self.data = data
+
+
+@dataclass(frozen=True)
+class WaitForEvent:
+    """Instruction: park the node in WAITING until an event is posted for it (or timeout)."""
+
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class StartChildRun:
+    """Instruction: start a run of another workflow; the node completes with its result."""
+
+    workflow: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+    timeout: float | None = None
+
+
+Instruction = WaitForEvent | StartChildRun
+
+
+class SessionHandle:
+    """What a handler sees of its run's session: read, and atomic read-modify-write.
+
+    The engine supplies the two callables; handlers never touch the database themselves.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], dict[str, Any]],
+        update: Callable[[Callable[[dict[str, Any]], dict[str, Any] | None]], dict[str, Any]],
+    ) -> None:
+        self._read = read
+        self._update = update
+
+    def get(self) -> dict[str, Any]:
+        """The session state now."""
+        return self._read()
+
+    def update(self, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Apply ``change(state)`` under a lock and return the new state. ``change`` may mutate
+        the dict it gets and return None, or return a new dict."""
+        return self._update(change)
 
 
 class Context:

@@ -160,6 +160,15 @@ TRELLIS_LLM_MODEL = env_str("TRELLIS_LLM_MODEL", "")
 TRELLIS_EGRESS_ALLOW = env_list("TRELLIS_EGRESS_ALLOW", [])
 TRELLIS_EXAMPLES_DIR = Path(env_str("TRELLIS_EXAMPLES_DIR", str(BASE_DIR / "examples")))
 
+TRELLIS_HEARTBEAT_SECONDS = env_float("TRELLIS_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+TRELLIS_WORKER_DEAD_AFTER = env_float("TRELLIS_WORKER_DEAD_AFTER", 30.0, minimum=0.5)
+TRELLIS_RECONCILE_SECONDS = env_float("TRELLIS_RECONCILE_SECONDS", 5.0, minimum=0.5)
+TRELLIS_RESEND_QUEUED_AFTER = env_float("TRELLIS_RESEND_QUEUED_AFTER", 120.0, minimum=1)
+TRELLIS_LOST_ATTEMPTS = env_int("TRELLIS_LOST_ATTEMPTS", 3, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
+}
+
 # --- Auth, API ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -7,6 +7,7 @@ Every error has one shape: ``{"error": "<sentence>", "errors": [{"path", "messag
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -23,9 +24,17 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import control
-from .models import NodeRun, Run, RunEvent, RunState, WorkflowVersion
+from .models import NodeRun, Run, RunEvent, RunState, Session, Worker, WorkflowVersion
 from .scheduler import create_run, save_workflow, spec_for_version, start_run
-from .services import find_version, start_new_run, visible_runs, visible_workflows
+from .services import (
+    deliver_event,
+    find_version,
+    start_new_run,
+    visible_runs,
+    visible_sessions,
+    visible_workflows,
+)
+from .sessions import update_session
 from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .transitions import RUN_FINISHED, InvalidTransition
 
@@ -131,6 +140,8 @@ def run_view(run: Run, *, nodes: bool = False) -> dict[str, Any]:
         "owner": run.owner.get_username() if run.owner_id else None,
         "inputs": run.inputs,
         "params": run.params,
+        "session": str(run.session_id) if run.session_id else None,
+        "parent_node": run.parent_node_id,
         "error": run.error,
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
@@ -252,6 +263,7 @@ class WorkflowVersionView(APIView):
 
 class RunStartSerializer(serializers.Serializer):
     workflow = serializers.CharField(max_length=200)
+    session = serializers.UUIDField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, min_value=1)
     inputs = serializers.JSONField(required=False, default=dict)
     params = serializers.DictField(required=False, default=dict)
@@ -265,6 +277,7 @@ class RunListView(APIView):
         parameters=[
             OpenApiParameter("status", str, enum=list(RunState.values)),
             OpenApiParameter("workflow", str),
+            OpenApiParameter("session", OpenApiTypes.UUID),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
         ],
         responses={200: AnyObject},
@@ -279,6 +292,11 @@ class RunListView(APIView):
             runs = runs.filter(status=value)
         if value := request.query_params.get("workflow"):
             runs = runs.filter(workflow_version__workflow__name=value)
+        if value := request.query_params.get("session"):
+            try:
+                runs = runs.filter(session_id=uuid.UUID(value))
+            except ValueError:
+                errors.append({"path": "session", "message": "not a session id"})
         if value := request.query_params.get("created_after"):
             moment = parse_datetime(value)
             if moment is None:
@@ -357,6 +375,18 @@ class RunResultsView(APIView):
         )
 
 
+class EventSerializer(serializers.Serializer):
+    node = serializers.CharField(max_length=100)
+    data = serializers.JSONField(required=False, default=dict)
+
+
+def event_view(event: RunEvent) -> dict[str, Any]:
+    return {
+        "id": event.id, "ts": _iso(event.ts), "kind": event.kind, "node": event.node_id,
+        "data": event.data,
+    }
+
+
 class RunEventsView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
@@ -371,20 +401,22 @@ class RunEventsView(APIView):
         except ValueError:
             return error_response("after and limit must be integers", 400)
         events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
-        return Response(
-            {
-                "results": [
-                    {
-                        "id": e.id,
-                        "ts": _iso(e.ts),
-                        "kind": e.kind,
-                        "node": e.node_id,
-                        "data": e.data,
-                    }
-                    for e in events
-                ]
-            }
-        )
+        return Response({"results": [event_view(e) for e in events]})
+
+    @extend_schema(request=EventSerializer, responses={201: AnyObject, 409: AnyObject})
+    def post(self, request: Request, run_id) -> Response:
+        """Send an event: completes the WAITING `wait_for_event` node it names."""
+        run = _run_for(request, run_id)
+        body = EventSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            node = deliver_event(run, body.validated_data["node"], body.validated_data["data"], request.user)
+        except NodeRun.DoesNotExist:
+            return error_response(
+                f"run has no node {body.validated_data['node']!r}", 400,
+                [{"path": "$.node", "message": "unknown node"}],
+            )
+        return Response({"node": node.node_id, "state": node.state}, status=201)
 
 
 class RunControlView(APIView):
@@ -397,6 +429,79 @@ class RunControlView(APIView):
         run = _run_for(request, run_id)
         getattr(control, self.action)(run.pk, request.user)
         return Response(run_view(_run_for(request, run_id)))
+
+
+# --------------------------------------------------------------------------------------
+# Sessions and workers
+
+
+def session_view(session: Session) -> dict[str, Any]:
+    return {
+        "id": str(session.pk),
+        "name": session.name,
+        "state": session.state,
+        "revision": session.revision,
+        "owner": session.owner.get_username(),
+        "created_at": _iso(session.created_at),
+        "updated_at": _iso(session.updated_at),
+    }
+
+
+class SessionSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    state = serializers.DictField(required=False, default=dict)
+
+
+class SessionListView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="List sessions")
+    def get(self, request: Request) -> Response:
+        sessions = visible_sessions(request.user).select_related("owner")[:500]
+        return Response({"results": [session_view(s) for s in sessions]})
+
+    @extend_schema(request=SessionSerializer, responses={201: AnyObject}, summary="Create a session")
+    def post(self, request: Request) -> Response:
+        body = SessionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        session = Session.objects.create(owner=request.user, **body.validated_data)
+        return Response(session_view(session), status=201)
+
+
+class SessionPatchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    state = serializers.DictField(required=False, help_text="keys merged into the state")
+    replace = serializers.BooleanField(required=False, default=False,
+                                       help_text="replace the state instead of merging")
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="A session and its state")
+    def get(self, request: Request, session_id) -> Response:
+        return Response(session_view(visible_sessions(request.user).get(pk=session_id)))
+
+    @extend_schema(request=SessionPatchSerializer, responses={200: AnyObject})
+    def patch(self, request: Request, session_id) -> Response:
+        session = visible_sessions(request.user).get(pk=session_id)
+        body = SessionPatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if "state" in data:
+            patch, replace = data["state"], data["replace"]
+
+            def change(state: dict[str, Any]) -> dict[str, Any]:
+                return dict(patch) if replace else {**state, **patch}
+
+            update_session(session.pk, change)
+        if "name" in data:
+            Session.objects.filter(pk=session.pk).update(name=data["name"])
+        return Response(session_view(visible_sessions(request.user).get(pk=session.pk)))
+
+
+class WorkerListView(APIView):
+    @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
+    def get(self, request: Request) -> Response:
+        from .workers import worker_view
+
+        return Response({"results": [worker_view(w) for w in Worker.objects.all()]})
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from .models import NodeRun, NodeState, Run, RunState
-from .scheduler import Outbox, message_id, spec_for_version
+from .scheduler import Outbox, message_id, settle_parent, spec_for_version
 from .transitions import NODE_UNFINISHED, InvalidTransition, move_node, move_run, now, record_event
 
 N, R = NodeState, RunState
@@ -65,6 +65,15 @@ def cancel(run_id: Any, user=None) -> Run:
             move_node(node, node.state, N.CANCELLED, finished_at=now())
         if revoke:
             transaction.on_commit(lambda: _revoke(revoke))
+        # Cancel cascades down to child runs of `workflow` nodes…
+        children = Run.objects.filter(
+            parent_node__run=run, status__in=(R.PENDING, R.RUNNING, R.PAUSED)
+        ).values_list("pk", flat=True)
+        for child_id in list(children):
+            cancel(child_id, user)
+        # …and a child cancelled on its own fails its parent's waiting node.
+        if run.parent_node_id:
+            settle_parent(run, R.CANCELLED, None, "cancelled")
     return run
 
 

@@ -73,6 +73,27 @@ class WorkflowVersion(models.Model):
         return f"{self.workflow.name} v{self.version}"
 
 
+class Session(models.Model):
+    """Shared JSON state across runs (llama_deploy's sessions). Handlers update it atomically
+    through ``ctx.session``; templates read it as ``session``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trellis_sessions"
+    )
+    name = models.CharField(max_length=200, blank=True, default="")
+    state = models.JSONField(default=dict, blank=True)
+    revision = models.PositiveIntegerField(default=0)  # +1 on every change
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workflow_version = models.ForeignKey(
@@ -86,6 +107,13 @@ class Run(models.Model):
     params = models.JSONField(default=dict, blank=True)
     # Per-node config overrides (seed-004 trigger bodies), merged into node configs.
     overrides = models.JSONField(default=dict, blank=True)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    # A child run started by a `workflow` node records that node; its end completes it.
+    parent_node = models.ForeignKey(
+        "NodeRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -122,6 +150,7 @@ class NodeRun(models.Model):
     error = models.JSONField(null=True, blank=True)  # {"message", "type", "traceback"}
     attempts = models.JSONField(default=list, blank=True)  # history of finished attempts
     worker = models.CharField(max_length=200, blank=True, default="")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -157,3 +186,24 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {self.node_id}"
+
+
+class Worker(models.Model):
+    """A worker process's heartbeat row, written every few seconds while it lives."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    concurrency = models.PositiveIntegerField(default=0)
+    # Pids of the pool processes executing tasks: a node RUNNING in a pid not listed here
+    # (a pool process killed) is lost even though the worker still heart-beats.
+    pool_pids = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname

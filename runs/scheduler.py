@@ -14,6 +14,7 @@ transaction, with broker sends deferred to ``transaction.on_commit``:
 from __future__ import annotations
 
 import functools
+import os
 import random
 import uuid
 from collections.abc import Iterable
@@ -26,7 +27,8 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from . import templating
-from .models import NodeRun, NodeState, Run, RunState, Workflow, WorkflowVersion
+from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
+from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
     NODE_UNFINISHED,
@@ -112,6 +114,7 @@ def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
         workflow.latest_version = number
         workflow.description = spec.description
         workflow.save(update_fields=["latest_version", "description", "updated_at"])
+        sync_schedule(workflow, spec.schedule)
     return version, True
 
 
@@ -126,6 +129,8 @@ def create_run(
     inputs: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    session: Session | None = None,
+    parent_node: NodeRun | None = None,
 ) -> Run:
     """A PENDING run with every NodeRun created (PENDING, counters set). Not yet triggered."""
     spec = spec_for_version(version.pk)
@@ -136,6 +141,8 @@ def create_run(
             inputs=inputs or {},
             params=params or {},
             overrides=overrides or {},
+            session=session,
+            parent_node=parent_node,
         )
         NodeRun.objects.bulk_create(
             [
@@ -283,6 +290,8 @@ def scope_for(
             "node_id", "output"
         )
     )
+    if run.session_id and "session" not in extra:
+        extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
     return templating.build_scope(
         inputs=run.inputs,
         outputs=outputs,
@@ -391,6 +400,7 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
             started_at=now(),
             finished_at=None,
             worker=worker,
+            worker_pid=os.getpid(),
             data={"worker": worker},
         ):
             return node
@@ -439,6 +449,81 @@ def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
         error = "failed nodes: " + ", ".join(names) if names else "upstream failure"
     if move_run(run, status, final, result=result, error=error, finished_at=now()):
         record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
+        if run.parent_node_id:
+            settle_parent(run, final, result, error)
+
+
+def settle_parent(child: Run, final: str, result: Any, error: str) -> None:
+    """A child run ended: its parent's `workflow` node completes (or fails) with it."""
+    parent_node = NodeRun.objects.filter(pk=child.parent_node_id, state=N.WAITING).first()
+    if parent_node is None:
+        return  # the parent was cancelled or retried meanwhile
+    if final == R.COMPLETED:
+        settle_waiting(parent_node, N.COMPLETED, output=result)
+    else:
+        message = f"child run {child.pk} ended {final}" + (f": {error}" if error else "")
+        settle_waiting(
+            parent_node, N.FAILED, error={"message": message, "type": "ChildRunFailed", "traceback": ""}
+        )
+
+
+def settle_waiting(
+    node: NodeRun,
+    target: str,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """End a WAITING node (event delivered, child run ended, wait timed out) and carry on
+    with its run: children decided, run finished if nothing is left. False if it was not
+    WAITING any more (someone else settled it first)."""
+    run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+    spec = spec_for_version(run.workflow_version_id)
+    with transaction.atomic():
+        if not move_node(
+            node, N.WAITING, target, output=output, error=error, finished_at=now(),
+            due_at=None, data=data or ({"error": error["message"]} if error else None),
+        ):
+            return False
+        outbox = Outbox(run, spec)
+        outbox.finished.append((node.node_id, target))
+        outbox.drain()
+        _maybe_finish_run(run, spec)
+        outbox.send_on_commit()
+    return True
+
+
+def park_waiting(node: NodeRun, token: str, *, timeout: float | None, data=None) -> bool:
+    """RUNNING → WAITING (the node holds no worker while it waits). With a timeout, a timer
+    message fails it when the time is up (the reconciler also checks ``due_at``)."""
+    due = now() + timedelta(seconds=timeout) if timeout else None
+    with transaction.atomic():
+        if not move_node(node, N.RUNNING, N.WAITING, token=token, due_at=due, data=data):
+            return False
+        if timeout:
+            transaction.on_commit(lambda: _send_wait_expiry(node.pk, token, timeout))
+    return True
+
+
+def _send_wait_expiry(node_pk: int, token: str, delay: float) -> None:
+    from .tasks import expire_wait
+
+    expire_wait.apply_async((node_pk, token), countdown=delay)
+
+
+def expire_waiting(node_pk: int, token: str | None = None) -> bool:
+    """Fail a WAITING node whose due time has passed."""
+    rows = NodeRun.objects.filter(pk=node_pk, state=N.WAITING, due_at__lte=now())
+    if token is not None:
+        rows = rows.filter(dispatch_token=token)
+    node = rows.first()
+    if node is None:
+        return False
+    message = "no event arrived before the node's timeout"
+    return settle_waiting(
+        node, N.FAILED, error={"message": message, "type": "Timeout", "traceback": ""}
+    )
 
 
 def run_result(run_id: Any, spec: WorkflowSpec) -> Any:

@@ -9,14 +9,19 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
-from .models import Run, Workflow, WorkflowVersion
-from .scheduler import create_run, spec_for_version, start_run
+from .models import NodeRun, NodeState, Run, Session, Workflow, WorkflowVersion
+from .scheduler import create_run, settle_waiting, spec_for_version, start_run
+from .transitions import InvalidTransition
 from .spec import SpecError, apply_overrides
 
 
 def visible_runs(user) -> QuerySet[Run]:
     runs = Run.objects.select_related("workflow_version__workflow")
     return runs if user.is_staff else runs.filter(owner=user)
+
+
+def visible_sessions(user) -> QuerySet[Session]:
+    return Session.objects.all() if user.is_staff else Session.objects.filter(owner=user)
 
 
 def visible_workflows(user) -> QuerySet[Workflow]:
@@ -70,12 +75,61 @@ def start_new_run(
     inputs: Any = None,
     params: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    session: Session | None = None,
+    parent_node: NodeRun | None = None,
 ) -> Run:
-    """Validate inputs, create the run and trigger it (API, dashboard and CLI all use this)."""
+    """Validate inputs, create the run and trigger it (API, dashboard, CLI, schedules and
+    `workflow` nodes all come through here)."""
     clean = validated_inputs(version, inputs)
     if overrides:
         apply_overrides(version.spec, overrides)  # raises SpecError naming unknown nodes
     with transaction.atomic():  # the sends happen after this commit
-        run = create_run(version, user, inputs=clean, params=params, overrides=overrides)
+        run = create_run(
+            version, user, inputs=clean, params=params, overrides=overrides,
+            session=session, parent_node=parent_node,
+        )
         start_run(run)
     return run
+
+
+def start_child_run(parent: Run, node: NodeRun, instruction) -> Run:
+    """The child run of a `workflow` node: same owner and session as its parent."""
+    workflow = visible_workflows(parent.owner).filter(name=instruction.workflow).first()
+    if workflow is None:
+        raise SpecError(
+            [{"path": "$.config.workflow", "message": f"no workflow named {instruction.workflow!r}"}]
+        )
+    try:
+        version = find_version(workflow, instruction.version)
+    except WorkflowVersion.DoesNotExist:
+        raise SpecError(
+            [{"path": "$.config.version", "message": f"no version {instruction.version}"}]
+        ) from None
+    return start_new_run(
+        version, parent.owner, inputs=instruction.inputs, session=parent.session,
+        parent_node=node,
+    )
+
+
+def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
+    """Complete a WAITING `wait_for_event` node with posted data (human in the loop).
+
+    Raises NodeRun.DoesNotExist for an unknown node, InvalidTransition when it is not
+    waiting, SpecError when the data does not match the node's ``schema``.
+    """
+    node = NodeRun.objects.get(run=run, node_id=node_id)
+    if node.handler != "wait_for_event" or node.state != NodeState.WAITING:
+        raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
+    schema = spec_for_version(run.workflow_version_id).nodes[node_id].config.get("schema")
+    if isinstance(schema, dict):
+        errors = [
+            {"path": "$.data" + "".join(_path_part(p) for p in e.absolute_path), "message": e.message}
+            for e in Draft202012Validator(schema).iter_errors(data)
+        ]
+        if errors:
+            raise SpecError(errors)
+    actor = user.get_username() if user is not None and user.is_authenticated else None
+    if not settle_waiting(node, NodeState.COMPLETED, output=data, data={"by": actor, "event": data}):
+        node.refresh_from_db(fields=["state"])
+        raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
+    return node

@@ -12,12 +12,31 @@ from typing import Any
 from celery import chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 
-from handlers.registry import Context, HandlerError, get_handler
+from handlers.registry import (
+    Context,
+    HandlerError,
+    SessionHandle,
+    StartChildRun,
+    WaitForEvent,
+    get_handler,
+)
 
 from . import templating
 from .models import NodeRun, NodeState, Run, RunState
-from .scheduler import claim_node, finish_node, requeue_retry, scope_for, spec_for_version
+from .scheduler import (
+    claim_node,
+    expire_waiting,
+    finish_node,
+    park_waiting,
+    requeue_retry,
+    scope_for,
+    spec_for_version,
+)
+from .sessions import session_state, update_session
+from .spec import SpecError
+from . import workers  # noqa: F401 - connects the heartbeat to worker signals
 from .transitions import record_event
 
 logger = logging.getLogger(__name__)
@@ -96,6 +115,7 @@ class _Execution:
             deadline=time.time() + self.node_spec.timeout,
             emit=self._emit,
             is_cancelled=self._is_cancelled,
+            session=self._session(),
         )
 
     def _emit(self, kind: str, data: Any) -> None:
@@ -109,9 +129,20 @@ class _Execution:
             self._cancelled = Run.objects.filter(pk=self.run.pk, status=RunState.CANCELLED).exists()
         return self._cancelled
 
+    def _session(self) -> SessionHandle | None:
+        if not self.run.session_id:
+            return None
+        session_id = self.run.session_id
+        return SessionHandle(
+            read=lambda: session_state(session_id),
+            update=lambda change: update_session(session_id, change),
+        )
+
     def call_handler(self, scope: dict[str, Any], upstream: dict[str, Any]) -> Any:
         config = templating.render_value(self.config(), scope)
         output = get_handler(self.node_spec.handler).run(self.context(upstream), config)
+        if isinstance(output, WaitForEvent | StartChildRun):
+            return output
         return _checked_output(output)
 
 
@@ -142,7 +173,31 @@ def execute_node(node_pk: int, token: str) -> None:
             logger.warning("node %s of run %s failed", node.node_id, node.run_id, exc_info=True)
         finish_node(node, N.FAILED, token=token, error=failure.error, retryable=failure.retryable)
         return
-    finish_node(node, N.COMPLETED, token=token, output=output)
+    if isinstance(output, WaitForEvent):
+        park_waiting(node, token, timeout=output.timeout)
+    elif isinstance(output, StartChildRun):
+        _start_child(execution, token, output)
+    else:
+        finish_node(node, N.COMPLETED, token=token, output=output)
+
+
+def _start_child(execution: _Execution, token: str, instruction: StartChildRun) -> None:
+    """A `workflow` node: start the child run, park the node until the child ends."""
+    from .services import start_child_run
+
+    node = execution.node
+    try:
+        with transaction.atomic():
+            if not park_waiting(node, token, timeout=None):
+                return
+            child = start_child_run(execution.run, node, instruction)
+            record_event(
+                execution.run.pk, "node.event", {"child_run": str(child.pk)}, node_id=node.node_id
+            )
+    except SpecError as exc:
+        message = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
+        error = {"message": f"cannot start child run: {message}", "type": "ChildRunError", "traceback": ""}
+        finish_node(node, N.FAILED, token=token, error=error, retryable=False)
 
 
 def _start_map(execution: _Execution, token: str, items: Any) -> bool:
@@ -220,7 +275,43 @@ def finish_map(results: list[dict[str, Any]], node_pk: int, token: str) -> None:
     finish_node(node, N.COMPLETED, token=token, output=output)
 
 
+@shared_task(name="trellis.expire_wait", ignore_result=True)
+def expire_wait(node_pk: int, token: str) -> None:
+    """A WAITING node's timeout has passed: fail it (nothing happens if it was settled)."""
+    expire_waiting(node_pk, token)
+
+
 @shared_task(name="trellis.send_due_retry", ignore_result=True)
 def send_due_retry(node_pk: int, token: str) -> None:
     """The backoff of a RETRYING node has passed: queue it again."""
     requeue_retry(node_pk, token)
+
+
+@shared_task(name="trellis.reconcile", ignore_result=True)
+def reconcile_task() -> dict[str, int]:
+    """The beat-driven reconciler pass (see runs.workers)."""
+    from .workers import reconcile
+
+    counts = reconcile()
+    if any(counts.values()):
+        logger.info("reconciler: %s", counts)
+    return counts
+
+
+@shared_task(name="trellis.start_scheduled_run", ignore_result=True)
+def start_scheduled_run(workflow_name: str) -> str | None:
+    """Beat fires a workflow's cron schedule: start a run of its latest version with the
+    spec's default inputs, owned by the workflow's owner."""
+    from .models import Workflow
+    from .services import find_version, start_new_run
+
+    workflow = Workflow.objects.select_related("owner").filter(name=workflow_name).first()
+    if workflow is None:
+        logger.warning("scheduled workflow %s no longer exists", workflow_name)
+        return None
+    try:
+        run = start_new_run(find_version(workflow, None), workflow.owner, inputs={})
+    except SpecError as exc:
+        logger.error("scheduled run of %s refused: %s", workflow_name, exc.errors)
+        return None
+    return str(run.pk)

@@ -30,6 +30,9 @@ urlpatterns = [
         )
         for action in ("pause", "resume", "cancel", "retry")
     ],
+    path("api/v1/sessions/", api.SessionListView.as_view(), name="sessions"),
+    path("api/v1/sessions/<uuid:session_id>/", api.SessionDetailView.as_view(), name="session"),
+    path("api/v1/workers/", api.WorkerListView.as_view(), name="workers"),
     # seed-004 compatibility (paths exactly as documented; a trailing slash is tolerated)
     re_path(r"^workflow/?$", api.SeedSubmitView.as_view(), name="seed-submit"),
     re_path(

@@ -48,13 +48,16 @@ def _flush_redis() -> None:
 class WorkerProcess:
     """A Celery worker subprocess; `restart()` gives a fresh one."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 4, queues: str = "default") -> None:
+    def __init__(
+        self, env: dict[str, str], concurrency: int = 4, queues: str = "default", name: str = "test"
+    ) -> None:
         self.env = env
         self.concurrency = concurrency
         self.queues = queues
+        self.name = f"{name}-{os.getpid()}"
         self.proc: subprocess.Popen | None = None
         ARTIFACTS.mkdir(exist_ok=True)
-        self.log_path = ARTIFACTS / "worker.log"
+        self.log_path = ARTIFACTS / f"worker-{name}.log"
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -62,7 +65,7 @@ class WorkerProcess:
             [
                 sys.executable, "-m", "celery", "-A", "orchestration", "worker",
                 "-P", "prefork", "-c", str(self.concurrency), "-Q", self.queues,
-                "-l", "info", "-n", f"test-{os.getpid()}@%h",
+                "-l", "info", "-n", f"{self.name}@%h",
                 "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -79,9 +82,15 @@ class WorkerProcess:
                 f"worker exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
             )
             replies = app.control.ping(timeout=0.5)
-            if any(name.startswith(f"test-{os.getpid()}@") for reply in replies for name in reply):
+            if any(name.startswith(f"{self.name}@") for reply in replies for name in reply):
                 return
         raise RuntimeError(f"worker not ready after {timeout} s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes, as a machine crash would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -159,3 +168,13 @@ def wait_for_run(run_id, timeout: float = 60.0, states=("COMPLETED", "FAILED", "
 
     nodes = list(NodeRun.objects.filter(run_id=run_id).values_list("node_id", "state"))
     raise AssertionError(f"run {run_id} still {run.status} after {timeout} s; nodes: {nodes}")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_spec_cache():
+    """Rolled-back tests reuse primary keys; the per-process spec cache must not outlive them."""
+    from runs.scheduler import _cached_spec
+
+    _cached_spec.cache_clear()
+    yield
+    _cached_spec.cache_clear()

@@ -27,6 +27,12 @@ if "TRELLIS_DATA_DIR" not in os.environ:
     # Children (the worker subprocesses) inherit it and find this session's Valkey.
     os.environ["TRELLIS_DATA_DIR"] = _own_data_dir()
 
+# Fast liveness for the crash tests: heartbeats every second, dead after 4 s of silence,
+# lost messages re-sent after 3 s. (Inherited by the worker subprocesses too.)
+os.environ.setdefault("TRELLIS_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("TRELLIS_WORKER_DEAD_AFTER", "4")
+os.environ.setdefault("TRELLIS_RESEND_QUEUED_AFTER", "3")
+
 from orchestration.settings import *  # noqa: E402,F403
 from orchestration.settings import DATABASES, INSTALLED_APPS, TRELLIS_DATA_DIR  # noqa: E402
 

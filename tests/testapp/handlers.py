@@ -139,3 +139,19 @@ def flaky_calls(key: str) -> int:
 def count_calls(key: str) -> int:
     """How many times ``count`` was called for ``key``."""
     return read_counter(f"count:{key}")
+
+
+@python_function()
+def bump_session(ctx: Context, key: str, times: int = 1, pause: float = 0.0) -> dict[str, Any]:
+    """Add one to ``session[key]`` ``times`` times, each an atomic read-modify-write."""
+
+    def add_one(state: dict[str, Any]) -> None:
+        value = state.get(key, 0)
+        if pause:
+            time.sleep(pause)  # widen the race window a lost update would need
+        state[key] = value + 1
+
+    state: dict[str, Any] = {}
+    for _ in range(times):
+        state = ctx.session.update(add_one)
+    return {"last": state.get(key)}

@@ -1,0 +1,181 @@
+"""Durability: worker crashes, a broker restart, duplicate messages, liveness.
+
+Guarantee under test: a node may execute more than once after a crash (at-least-once), but it
+is recorded COMPLETED exactly once, and every run finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+from runs.models import NodeRun, Run, RunEvent, Worker
+from runs.workers import reconcile
+from tests.conftest import WorkerProcess, wait_for_run
+from tests.test_control import create, start, wait_node
+from tests.test_engine import py
+from tests.testapp.handlers import count_calls
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+RECOVERY_BOUND = 60  # seconds a crashed node may take to complete elsewhere
+
+
+class Reconciler:
+    """The reconciler loop (what beat runs every few seconds), in a thread of the test."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.passes: list[dict[str, int]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.passes.append(reconcile())
+                except Exception as exc:  # noqa: BLE001 - e.g. the broker is down; beat retries too
+                    self.errors.append(repr(exc))
+                self._stop.wait(self.every)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Reconciler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def total(self, key: str) -> int:
+        return sum(p[key] for p in self.passes)
+
+
+@pytest.fixture
+def crash_worker(worker):
+    """A second worker, serving only the `crash` queue, that a test may kill."""
+    process = WorkerProcess(worker.env, concurrency=2, queues="crash", name="crash")
+    process.start()
+    yield process
+    process.stop()
+
+
+def completed_events(run_id, node_id) -> int:
+    return RunEvent.objects.filter(
+        run_id=run_id, node_id=node_id, kind="node.status", data__state="COMPLETED"
+    ).count()
+
+
+def test_worker_killed_with_sigkill_mid_node_the_run_still_completes(crash_worker, api):
+    key = uuid.uuid4().hex
+    name = create(api, [
+        py("slow", "count", kwargs={"key": key}, queue="crash"),
+        py("sleepy", "sleep", ["slow"], kwargs={"seconds": 3}, queue="crash"),
+        py("after", "add", ["sleepy"], kwargs={"a": 1, "b": 2}),
+    ])
+    run_id = start(api, name)
+    node = wait_node(run_id, "sleepy", {"RUNNING"})
+    time.sleep(0.3)
+    crash_worker.kill()  # SIGKILL to the worker and its pool processes
+    killed_at = time.monotonic()
+    crash_worker.start()  # a replacement worker on the same queue
+    with Reconciler() as reconciler:
+        run = wait_for_run(run_id, timeout=RECOVERY_BOUND)
+    took = time.monotonic() - killed_at
+    assert run.status == "COMPLETED", run.error
+    assert took < RECOVERY_BOUND
+    sleepy = NodeRun.objects.get(pk=node.pk)
+    assert sleepy.state == "COMPLETED" and sleepy.attempt == 2
+    assert [a["state"] for a in sleepy.attempts] == ["LOST", "COMPLETED"]
+    assert completed_events(run_id, "sleepy") == 1
+    assert reconciler.total("requeued_lost") == 1
+    print(f"recovered from SIGKILL in {took:.1f} s")
+
+
+def test_pool_process_killed_mid_node_is_requeued(crash_worker, api):
+    name = create(api, [py("sleepy", "sleep", kwargs={"seconds": 3}, queue="crash")])
+    run_id = start(api, name)
+    node = wait_node(run_id, "sleepy", {"RUNNING"})
+    time.sleep(0.3)
+    os.kill(node.worker_pid, signal.SIGKILL)  # the pool process, not the worker
+    with Reconciler():
+        run = wait_for_run(run_id, timeout=RECOVERY_BOUND)
+    assert run.status == "COMPLETED", run.error
+    sleepy = NodeRun.objects.get(pk=node.pk)
+    assert sleepy.attempt == 2 and sleepy.worker_pid != node.worker_pid
+    assert completed_events(run_id, "sleepy") == 1
+
+
+@pytest.mark.skipif(
+    not settings.TRELLIS_EMBEDDED_REDIS,
+    reason="restarts the embedded Valkey; the machine's Redis is not the suite's to restart",
+)
+def test_valkey_stopped_and_restarted_mid_run_every_run_completes(worker, api):
+    from orchestration import embedded_redis
+
+    server = embedded_redis._server
+    assert server is not None, "this session did not start the embedded Valkey"
+    name = create(api, [
+        py("a", "sleep", kwargs={"seconds": 0.5}),
+        py("b", "sleep", ["a"], kwargs={"seconds": 0.5}),
+        py("c", "sleep", ["b"], kwargs={"seconds": 0.5}),
+        py("d", "sleep", ["c"], kwargs={"seconds": 0.5}),
+    ])
+    run_ids = [start(api, name) for _ in range(3)]
+    wait_node(run_ids[0], "a", {"RUNNING", "COMPLETED"})
+    port = server.port
+    server.stop()
+    time.sleep(3)  # nodes finish meanwhile and fail to send their children
+    server._desired_port = port  # the same port, so every client reconnects to it
+    server.start()
+    with Reconciler():
+        runs = [wait_for_run(run_id, timeout=90) for run_id in run_ids]
+    assert [run.status for run in runs] == ["COMPLETED"] * 3
+    for run in runs:
+        for node_id in "abcd":
+            assert completed_events(run.pk, node_id) == 1
+
+
+def test_same_message_delivered_twice_concurrently_runs_once(worker, api, user):
+    from runs.models import WorkflowVersion
+    from runs.scheduler import create_run
+    from runs.tasks import execute_node
+
+    key = uuid.uuid4().hex
+    name = create(api, [py("once", "count", kwargs={"key": key})])
+    run = create_run(WorkflowVersion.objects.get(workflow__name=name), user)
+    # Queue the node by hand with one token and deliver its message four times at once:
+    # the four pool processes race to claim it.
+    node = NodeRun.objects.get(run=run, node_id="once")
+    NodeRun.objects.filter(pk=node.pk).update(state="QUEUED", dispatch_token="dup-token")
+    Run.objects.filter(pk=run.pk).update(status="RUNNING")
+    for _ in range(4):
+        execute_node.apply_async((node.pk, "dup-token"))
+    run = wait_for_run(run.pk)
+    assert run.status == "COMPLETED"
+    time.sleep(0.5)  # let the other three be claimed (and dropped)
+    assert count_calls(key) == 1
+    assert completed_events(run.pk, "once") == 1
+    assert NodeRun.objects.get(pk=node.pk).attempt == 1
+
+
+def test_workers_report_heartbeats(worker, api):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not Worker.objects.exists():
+        time.sleep(0.2)
+    workers = api.get("/api/v1/workers/").json()["results"]
+    mine = [w for w in workers if w["hostname"].startswith(f"test-{os.getpid()}@")]
+    assert mine, workers
+    assert mine[0]["liveness"] == "alive"
+    assert "default" in mine[0]["queues"] and mine[0]["concurrency"] == 4
