@@ -329,12 +329,20 @@ class RunListView(APIView):
                 400,
                 [{"path": "$.version", "message": "unknown version"}],
             )
+        session = None
+        if data.get("session"):
+            session = visible_sessions(request.user).filter(pk=data["session"]).first()
+            if session is None:
+                return error_response(
+                    "no such session", 400, [{"path": "$.session", "message": "unknown session"}]
+                )
         run = start_new_run(
             version,
             request.user,
             inputs=data["inputs"],
             params=data["params"],
             overrides=data["overrides"],
+            session=session,
         )
         if data["wait"]:
             deadline = time.monotonic() + data["timeout"]

@@ -142,8 +142,11 @@ def count_calls(key: str) -> int:
 
 
 @python_function()
-def bump_session(ctx: Context, key: str, times: int = 1, pause: float = 0.0) -> dict[str, Any]:
-    """Add one to ``session[key]`` ``times`` times, each an atomic read-modify-write."""
+def bump_session(
+    ctx: Context, key: str, times: int = 1, pause: float = 0.0, gap: float = 0.0
+) -> dict[str, Any]:
+    """Add one to ``session[key]`` ``times`` times, each an atomic read-modify-write that
+    waits ``pause`` between its read and its write, with ``gap`` seconds between updates."""
 
     def add_one(state: dict[str, Any]) -> None:
         value = state.get(key, 0)
@@ -154,4 +157,5 @@ def bump_session(ctx: Context, key: str, times: int = 1, pause: float = 0.0) -> 
     state: dict[str, Any] = {}
     for _ in range(times):
         state = ctx.session.update(add_one)
+        time.sleep(gap)
     return {"last": state.get(key)}
