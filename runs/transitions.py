@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from .events import queue_publish
 from .models import NodeRun, NodeState, Run, RunEvent, RunState
 
 N, R = NodeState, RunState
@@ -160,7 +161,9 @@ def move_run(
 
 def record_event(run_id: Any, kind: str, data: Any, *, node_id: str = "") -> RunEvent:
     """Append one event row (callers are inside the transaction that caused it)."""
-    return RunEvent.objects.create(run_id=run_id, kind=kind, node_id=node_id, data=data or {})
+    event = RunEvent.objects.create(run_id=run_id, kind=kind, node_id=node_id, data=data or {})
+    queue_publish(event)
+    return event
 
 
 def now():
