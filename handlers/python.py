@@ -17,6 +17,7 @@ from .registry import (
     Handler,
     HandlerError,
     get_python_function,
+    python_function,
     python_function_names,
     register,
 )
@@ -115,3 +116,20 @@ class Python(Handler):
                 retryable=False,
             ) from None
         return result
+
+
+@python_function("trellis_noop")
+def _noop(ctx: Context) -> None:
+    """Does nothing: the node body of `manage.py bench`."""
+    return None
+
+
+@python_function("trellis_emit_clock")
+def _emit_clock(ctx: Context, count: int = 10, interval: float = 0.02) -> int:
+    """Emits ``count`` events carrying the wall clock (event-latency benchmark)."""
+    import time
+
+    for index in range(count):
+        ctx.emit("node.event", {"clock": time.time(), "index": index})
+        time.sleep(interval)
+    return count

@@ -24,6 +24,12 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def ensure_embedded_valkey(data_dir: Path) -> str:
     """Return the URL of the data dir's Valkey, starting one (with AOF) if none answers."""
     global _server
@@ -43,6 +49,9 @@ def ensure_embedded_valkey(data_dir: Path) -> str:
         valkey_dir = data_dir / "valkey"
         valkey_dir.mkdir(exist_ok=True)
         _server = ValkeyServer(
+            # A random free port, not the first free one from 16379 up: a client left from an
+            # earlier server (a worker of a killed session) must not find this one instead.
+            port=_free_port(),
             data_dir=valkey_dir,
             persist=True,
             config={"appendonly": "yes", "appendfsync": "everysec"},

@@ -124,5 +124,6 @@ def retry(run_id: Any, user=None) -> Run:
         for node, skipped in ready:
             outbox.make_ready(node, failed_parents=0, skipped_parents=skipped)
         outbox.drain()
+        outbox.finish_run_if_done()
         outbox.send_on_commit()
     return run

@@ -31,6 +31,8 @@ from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, Workfl
 from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
+    claim,
+    move_nodes,
     NODE_UNFINISHED,
     move_node,
     move_run,
@@ -173,12 +175,16 @@ def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None)
             fields["params"] = params
         if not move_run(run, R.PENDING, R.RUNNING, **fields):
             return False
-        roots = [nid for nid, node in spec.nodes.items() if not node.dependencies]
         outbox = Outbox(run, spec)
-        for node in NodeRun.objects.filter(run=run, node_id__in=roots):
-            outbox.make_ready(node, failed_parents=0, skipped_parents=0)
+        plain = []
+        for node in NodeRun.objects.filter(run=run, pending_parents=0, state=N.PENDING):
+            if spec.nodes[node.node_id].when:
+                outbox.make_ready(node, failed_parents=0, skipped_parents=0)
+            else:
+                plain.append(node)
+        outbox.enqueue_many(plain)
         outbox.drain()
-        _maybe_finish_run(run, spec)
+        outbox.finish_run_if_done()
         outbox.send_on_commit()
     return True
 
@@ -191,6 +197,9 @@ class Outbox:
     spec: WorkflowSpec
     to_send: list[tuple[int, str, NodeSpec]] = field(default_factory=list)
     finished: list[tuple[str, str]] = field(default_factory=list)  # (node_id, final state)
+    # The run can only end in a transaction that finished a sink node: a node with children
+    # leaves them unfinished (they are queued, or finish in this same transaction).
+    touched_sink: bool = False
 
     def make_ready(self, node: NodeRun, *, failed_parents: int, skipped_parents: int) -> None:
         """Decide a node whose parents have all finished (or a root)."""
@@ -235,6 +244,7 @@ class Outbox:
             node_id, state = self.finished.pop()
             children = self.spec.children.get(node_id, ())
             if not children:
+                self.touched_sink = True
                 continue
             counters: dict[str, Any] = {"pending_parents": F("pending_parents") - 1}
             if state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
@@ -245,12 +255,36 @@ class Outbox:
             rows.update(**counters)
             # Only the transaction that brought a counter to zero sees it at zero: the UPDATE
             # above holds the child rows' locks until commit.
-            for child in rows.filter(pending_parents=0, state=N.PENDING):
-                self.make_ready(
-                    child,
-                    failed_parents=child.failed_parents,
-                    skipped_parents=child.skipped_parents,
-                )
+            plain = []  # ready to run with nothing to evaluate: queued together
+            for child in rows.filter(pending_parents=0, state=N.PENDING).only(
+                "pk", "run_id", "node_id", "state", "attempt", "failed_parents", "skipped_parents"
+            ):
+                child_spec = self.spec.nodes[child.node_id]
+                if (
+                    not child_spec.when
+                    and self.run.status != R.PAUSED
+                    and decide(child_spec.trigger_rule, child.failed_parents, child.skipped_parents)
+                    == RUN
+                ):
+                    plain.append(child)
+                else:
+                    self.make_ready(
+                        child,
+                        failed_parents=child.failed_parents,
+                        skipped_parents=child.skipped_parents,
+                    )
+            self.enqueue_many(plain)
+
+    def enqueue_many(self, nodes: list[NodeRun]) -> None:
+        """PENDING → QUEUED for several nodes in one statement (one token for the batch:
+        a token only has to be unknown to stale messages, not unique per node)."""
+        token = new_token()
+        for node in move_nodes(nodes, N.PENDING, N.QUEUED, dispatch_token=token, queued_at=now()):
+            self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
+
+    def finish_run_if_done(self) -> None:
+        if self.touched_sink:
+            _maybe_finish_run(self.run, self.spec)
 
     def send_on_commit(self) -> None:
         if self.to_send:
@@ -285,10 +319,14 @@ def scope_for(
     """Template scope for a node, and the upstream outputs it holds (parents and the nodes
     its templates read)."""
     wanted = set(node_spec.dependencies) | set(node_spec.refs)
-    outputs = dict(
-        NodeRun.objects.filter(run_id=run.pk, node_id__in=wanted, state=N.COMPLETED).values_list(
-            "node_id", "output"
+    outputs = (
+        dict(
+            NodeRun.objects.filter(
+                run_id=run.pk, node_id__in=wanted, state=N.COMPLETED
+            ).values_list("node_id", "output")
         )
+        if wanted
+        else {}
     )
     if run.session_id and "session" not in extra:
         extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
@@ -309,12 +347,15 @@ def finish_node(
     output: Any = None,
     error: dict[str, Any] | None = None,
     retryable: bool = False,
+    run: Run | None = None,
 ) -> str | None:
     """End a RUNNING attempt: COMPLETED, or FAILED / RETRYING per the retry policy.
 
     Returns the state written, or None when the node was no longer ours (stale token).
+    ``run`` (with its workflow_version) saves a query when the caller has it.
     """
-    run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+    if run is None:
+        run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     node_spec = spec.nodes[node.node_id]
     finished_at = now()
@@ -375,7 +416,7 @@ def finish_node(
                 return None
             outbox.finished.append((node.node_id, N.FAILED))
         outbox.drain()
-        _maybe_finish_run(run, spec)
+        outbox.finish_run_if_done()
         outbox.send_on_commit()
     return target
 
@@ -386,25 +427,13 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
     A stale or duplicate message fails the claim and is dropped. A message claimed while
     its run is paused puts the node back to READY, to be sent again on resume.
     """
-    node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
-    if node is None:
-        return None
     with transaction.atomic():
-        if move_node(
-            node,
-            N.QUEUED,
-            N.RUNNING,
-            token=token,
-            where=Q(run__status=R.RUNNING),
-            attempt=node.attempt + 1,
-            started_at=now(),
-            finished_at=None,
-            worker=worker,
-            worker_pid=os.getpid(),
-            data={"worker": worker},
-        ):
+        node = claim(node_pk, token, worker=worker, worker_pid=os.getpid(), started_at=now())
+        if node is not None:
             return node
-        move_node(node, N.QUEUED, N.READY, token=token, where=Q(run__status=R.PAUSED))
+        node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
+        if node is not None:
+            move_node(node, N.QUEUED, N.READY, token=token, where=Q(run__status=R.PAUSED))
     return None
 
 
@@ -478,7 +507,7 @@ def settle_waiting(
     """End a WAITING node (event delivered, child run ended, wait timed out) and carry on
     with its run: children decided, run finished if nothing is left. False if it was not
     WAITING any more (someone else settled it first)."""
-    run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+    run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     with transaction.atomic():
         if not move_node(
@@ -489,7 +518,7 @@ def settle_waiting(
         outbox = Outbox(run, spec)
         outbox.finished.append((node.node_id, target))
         outbox.drain()
-        _maybe_finish_run(run, spec)
+        outbox.finish_run_if_done()
         outbox.send_on_commit()
     return True
 

@@ -4,6 +4,7 @@ and never wait on other tasks."""
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 import traceback
@@ -92,7 +93,10 @@ class _Execution:
 
     def __init__(self, node: NodeRun) -> None:
         self.node = node
-        self.run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+        if "run" in node._state.fields_cache:
+            self.run = node.run  # loaded with the claim
+        else:
+            self.run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
         self.spec = spec_for_version(self.run.workflow_version_id)
         self.node_spec = self.spec.nodes[node.node_id]
         self._cancel_checked_at = 0.0
@@ -146,12 +150,10 @@ class _Execution:
         return _checked_output(output)
 
 
-@shared_task(name="trellis.execute_node", ignore_result=True)
-def execute_node(node_pk: int, token: str) -> None:
+@shared_task(bind=True, name="trellis.execute_node", ignore_result=True)
+def execute_node(self, node_pk: int, token: str) -> None:
     """Claim a queued node, run its handler, record the outcome and queue what became ready."""
-    from celery import current_task
-
-    worker = getattr(current_task.request, "hostname", "") or ""
+    worker = getattr(self.request, "hostname", None) or f"local-{os.getpid()}"
     node = claim_node(node_pk, token, worker)
     if node is None:
         return  # stale or duplicate message, or the run is paused
@@ -171,14 +173,17 @@ def execute_node(node_pk: int, token: str) -> None:
         failure = _failure_from(exc, execution.node_spec.timeout)
         if failure.error["type"] not in ("HandlerError", "Timeout"):
             logger.warning("node %s of run %s failed", node.node_id, node.run_id, exc_info=True)
-        finish_node(node, N.FAILED, token=token, error=failure.error, retryable=failure.retryable)
+        finish_node(
+            node, N.FAILED, token=token, error=failure.error, retryable=failure.retryable,
+            run=execution.run,
+        )
         return
     if isinstance(output, WaitForEvent):
         park_waiting(node, token, timeout=output.timeout)
     elif isinstance(output, StartChildRun):
         _start_child(execution, token, output)
     else:
-        finish_node(node, N.COMPLETED, token=token, output=output)
+        finish_node(node, N.COMPLETED, token=token, output=output, run=execution.run)
 
 
 def _start_child(execution: _Execution, token: str, instruction: StartChildRun) -> None:
@@ -315,3 +320,9 @@ def start_scheduled_run(workflow_name: str) -> str | None:
         logger.error("scheduled run of %s refused: %s", workflow_name, exc.errors)
         return None
     return str(run.pk)
+
+
+@shared_task(name="trellis.bench.noop", ignore_result=False)
+def bench_noop(*args: Any, **kwargs: Any) -> None:
+    """A raw Celery task that does nothing: the raw side of `manage.py bench`."""
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .events import queue_publish
@@ -157,6 +157,80 @@ def move_run(
     event.update(data or {})
     record_event(run.pk, "run.status", event)
     return True
+
+
+def claim(node_pk: int, token: str, **fields: Any) -> NodeRun | None:
+    """QUEUED → RUNNING for the holder of the current dispatch token, only while the run is
+    RUNNING; the attempt counter goes up in the same UPDATE. Returns the node (with its run
+    and the run's version loaded) or None when the claim failed."""
+    check_node_transition(N.QUEUED, N.RUNNING)
+    changed = NodeRun.objects.filter(
+        pk=node_pk, state=N.QUEUED, dispatch_token=token, run__status=R.RUNNING
+    ).update(state=N.RUNNING, attempt=F("attempt") + 1, finished_at=None, **fields)
+    if changed != 1:
+        return None
+    node = (
+        NodeRun.objects.select_related("run__workflow_version")
+        .defer("run__workflow_version__spec")
+        .get(pk=node_pk)
+    )
+    record_event(
+        node.run_id, "node.status",
+        {"state": N.RUNNING, "from": N.QUEUED, "attempt": node.attempt, "worker": node.worker},
+        node_id=node.node_id,
+    )
+    return node
+
+
+def move_nodes(
+    nodes: list[NodeRun],
+    expected: str,
+    target: str,
+    *,
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> list[NodeRun]:
+    """Compare-and-set many nodes of one run at once (one UPDATE, one bulk INSERT of events).
+
+    Returns the nodes this call moved. When another writer got some of them first, falls
+    back to one compare-and-set per node so that exactly the moved ones are returned.
+    """
+    check_node_transition(expected, target)
+    if not nodes:
+        return []
+    pks = [node.pk for node in nodes]
+    changed = NodeRun.objects.filter(pk__in=pks, state=expected).update(state=target, **fields)
+    if changed != len(nodes):
+        # Undo nothing: rows that moved did so legitimately. Find out which ones were ours.
+        mine = set(
+            NodeRun.objects.filter(pk__in=pks, state=target, **{
+                k: v for k, v in fields.items() if k == "dispatch_token"
+            }).values_list("pk", flat=True)
+        )
+        nodes = [node for node in nodes if node.pk in mine]
+    for node in nodes:
+        node.state = target
+        for name, value in fields.items():
+            setattr(node, name, value)
+    record_events(
+        [
+            (node.run_id, "node.status", {"state": target, "from": expected, "attempt": node.attempt,
+                                          **(data or {})}, node.node_id)
+            for node in nodes
+        ]
+    )
+    return nodes
+
+
+def record_events(events: list[tuple[Any, str, Any, str]]) -> list[RunEvent]:
+    """Append several events (run_id, kind, data, node_id) with one INSERT."""
+    rows = RunEvent.objects.bulk_create(
+        [RunEvent(run_id=run_id, kind=kind, data=data or {}, node_id=node_id)
+         for run_id, kind, data, node_id in events]
+    )
+    for row in rows:
+        queue_publish(row)
+    return rows
 
 
 def record_event(run_id: Any, kind: str, data: Any, *, node_id: str = "") -> RunEvent:

@@ -145,7 +145,7 @@ def _lost(node: NodeRun, workers: dict[str, Worker], at) -> bool:
 
 def requeue_lost(node: NodeRun) -> bool:
     """A RUNNING node whose execution was lost: queue it again, counting the attempt."""
-    run = Run.objects.select_related("workflow_version").get(pk=node.run_id)
+    run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     message = f"worker {node.worker or '?'} was lost while the node ran"
     if node.attempt >= node.max_attempts + settings.TRELLIS_LOST_ATTEMPTS:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from orchestration.processes import die_with_parent
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -139,20 +141,6 @@ def browser_host(host: str) -> str:
 # Child processes
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Ask Linux to SIGTERM this child if ``up`` dies without cleaning up (e.g. SIGKILL)."""
-    parent = os.getppid()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 @dataclass
 class Child:
     name: str
@@ -165,7 +153,7 @@ class Child:
             env=env,
             cwd=cwd,
             process_group=0,  # our own group: Ctrl-C in the terminal reaches `up` only
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent,
         )
 
     @property
