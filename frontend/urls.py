@@ -1,6 +1,7 @@
-"""Dashboard routes. Mounted at the site root; login/logout come from ``django.contrib.auth.urls``
-at ``accounts/``."""
+"""Dashboard routes (DESIGN §11). Mounted at the site root; login and logout come from
+``django.contrib.auth.urls`` at ``accounts/``."""
 
+from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
@@ -10,8 +11,20 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="frontend:runs", permanent=False), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"))),
     path("dashboard/", views.run_list, name="runs"),
     path("dashboard/runs/<uuid:run_id>/", views.run_detail, name="run"),
+    path("dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/", views.node_panel, name="node"),
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/event/",
+        views.run_send_event,
+        name="send-event",
+    ),
+    path(
+        "dashboard/runs/<uuid:run_id>/<str:action>/", views.run_action, name="run-action"
+    ),
     path("dashboard/workflows/", views.workflow_list, name="workflows"),
     path("dashboard/workflows/<str:name>/", views.workflow_detail, name="workflow"),
+    path("dashboard/workers/", views.worker_list, name="workers"),
+    path("dashboard/sessions/", views.session_list, name="sessions"),
 ]

@@ -1,24 +1,71 @@
-"""Server-rendered dashboard pages. Ownership comes from the engine's service layer: a user sees
-their own runs and workflows, staff see everything."""
+"""The dashboard: server-rendered pages that scripts keep live over WebSockets.
+
+Ownership comes from the engine's service layer (``visible_runs`` and friends): a user sees
+their own runs, workflows and sessions, staff see everything. Every change goes through the
+same services as the API (``runs.control``, ``start_new_run``, ``deliver_event``), in POST
+views protected by CSRF. Those views answer JSON to the page's scripts (``Accept:
+application/json``) and redirect with a message otherwise, so the forms work without
+JavaScript too.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Count, Max, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from runs.models import RunState
-from runs.services import visible_runs, visible_workflows
+from runs import control
+from runs.events import event_payload
+from runs.models import NodeRun, NodeState, Run, RunEvent, RunState, Worker, WorkflowVersion
+from runs.scheduler import scope_for, spec_for_version
+from runs.services import (
+    deliver_event,
+    start_new_run,
+    validated_inputs,
+    visible_runs,
+    visible_sessions,
+    visible_workflows,
+)
+from runs.spec import SpecError
+from runs.templating import render_value
+from runs.transitions import RUN_FINISHED, InvalidTransition
+from runs.workers import liveness
+
+from .dag import layout_for_spec
+from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 
 RUN_LIST_LIMIT = 100
-RUN_EVENT_LIMIT = 100
+RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
 WORKFLOW_RUN_LIMIT = 20
-REFRESH_SECONDS = 2
+NODE_LOG_LIMIT = 200
+
+# Which run statuses each control accepts: the run-level edges of ``runs.transitions``
+# (pause RUNNING→PAUSED, resume PAUSED→RUNNING, cancel →CANCELLED, retry FAILED/CANCELLED→
+# RUNNING). Buttons are shown only when their action is legal now.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "pause": (RunState.RUNNING,),
+    "resume": (RunState.PAUSED,),
+    "cancel": (RunState.PENDING, RunState.RUNNING, RunState.PAUSED),
+    "retry": (RunState.FAILED, RunState.CANCELLED),
+}
+ACTION_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried"}
+
+# The order states are counted in the run page's summary bar.
+STATE_ORDER = [
+    NodeState.COMPLETED, NodeState.RUNNING, NodeState.WAITING, NodeState.RETRYING,
+    NodeState.QUEUED, NodeState.READY, NodeState.PENDING, NodeState.FAILED,
+    NodeState.UPSTREAM_FAILED, NodeState.SKIPPED, NodeState.CANCELLED,
+]
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
@@ -39,89 +86,387 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def legal_actions(status: str) -> list[str]:
+    return [action for action, allowed in ACTIONS.items() if status in allowed]
+
+
+def last_event_id() -> int:
+    return RunEvent.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+# --------------------------------------------------------------------------------------
+# Runs
+
+
 @login_required
+@require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
-    """The latest runs visible to the user, optionally filtered by status."""
+    """The latest runs visible to the user, filtered by status, workflow or session; kept
+    live by ``/ws/runs/`` from the event id read before the rows."""
+    cursor = last_event_id()  # before the rows: a change in between is replayed, not lost
     runs = visible_runs(request.user).select_related("owner")
-    status = request.GET.get("status", "")
-    if status in RunState.values:
-        runs = runs.filter(status=status)
-    else:
-        status = ""
+    filters = {"status": "", "workflow": "", "session": ""}
+    if (status := request.GET.get("status", "")) in RunState.values:
+        runs, filters["status"] = runs.filter(status=status), status
+    if workflow := request.GET.get("workflow", ""):
+        runs, filters["workflow"] = runs.filter(workflow_version__workflow__name=workflow), workflow
+    if session := request.GET.get("session", ""):
+        try:
+            runs = runs.filter(session_id=uuid.UUID(session))
+        except ValueError:
+            runs = runs.none()  # not a session id: no run has it
+        filters["session"] = session
     rows = list(runs.order_by("-created_at")[:RUN_LIST_LIMIT])
     for run in rows:
         run.duration = duration(run.started_at, run.finished_at)
+    counts = dict(
+        visible_runs(request.user).values_list("status").annotate(n=Count("id")).order_by()
+    )
     return render(
         request,
         "frontend/runs.html",
         {
             "runs": rows,
-            "status": status,
+            "filters": filters,
             "statuses": RunState.values,
+            "counts": [(s, counts.get(s, 0)) for s in RunState.values],
+            "total": sum(counts.values()),
+            "workflow_names": list(
+                visible_workflows(request.user).order_by("name").values_list("name", flat=True)
+            ),
             "limit": RUN_LIST_LIMIT,
-            "refresh": REFRESH_SECONDS if any(r.status == RunState.RUNNING for r in rows) else None,
+            "page_data": {"after": cursor, "filters": filters, "limit": RUN_LIST_LIMIT,
+                          "staff": request.user.is_staff},
         },
     )
 
 
+def _node_error(node: NodeRun) -> dict[str, str]:
+    error = node.error if isinstance(node.error, dict) else {}
+    message = str(error.get("message", "") if error else (node.error or ""))
+    kind = str(error.get("type", ""))
+    if kind and message.startswith(kind):
+        kind = ""  # "RuntimeError: boom" already names its type
+    return {"message": message, "type": kind, "traceback": str(error.get("traceback", ""))}
+
+
+def _waiting_forms(run: Run, spec, nodes: dict[str, NodeRun]) -> list[dict]:
+    """A form for every `wait_for_event` node (shown while it is WAITING). The prompt is the
+    rendered one the node posted as markdown when it started waiting, else the spec's."""
+    waiting_ids = [nid for nid, node in spec.nodes.items() if node.handler == "wait_for_event"]
+    prompts = dict(
+        run.events.filter(kind="node.markdown", node_id__in=waiting_ids)
+        .order_by("id").values_list("node_id", "data__text")
+    ) if waiting_ids else {}
+    forms = []
+    for node_id in waiting_ids:
+        node_spec = spec.nodes[node_id]
+        config = node_spec.config if isinstance(node_spec.config, dict) else {}
+        schema = config.get("schema")
+        node = nodes.get(node_id)
+        forms.append({
+            "node": node_id,
+            "prompt": prompts.get(node_id) or config.get("prompt", ""),
+            "waiting": node is not None and node.state == NodeState.WAITING,
+            "due_at": node.due_at if node else None,
+            "fields": fields_for(schema if isinstance(schema, dict) else None),
+        })
+    return forms
+
+
 @login_required
+@require_GET
 def run_detail(request: HttpRequest, run_id) -> HttpResponse:
-    """One run: its nodes with state, attempts, timings and errors; its result and events."""
-    run = get_object_or_404(visible_runs(request.user).select_related("owner"), pk=run_id)
-    nodes = list(run.nodes.order_by("id"))
-    for node in nodes:
-        node.duration = duration(node.started_at, node.finished_at)
-        error = node.error if isinstance(node.error, dict) else {}
-        node.error_message = error.get("message", "") if error else (node.error or "")
-        node.error_type = error.get("type", "")
-        node.traceback = error.get("traceback", "")
-        node.output_json = pretty_json(node.output) if node.output is not None else ""
+    """One run: the live DAG, node panel, controls, WAITING forms, event log and result."""
+    run = get_object_or_404(
+        visible_runs(request.user).select_related("owner", "session", "parent_node"), pk=run_id
+    )
+    # The event id first, then the state: whatever changes in between is replayed by the
+    # socket (``?after=``) and applying an event twice is harmless; the other order loses it.
     events = list(run.events.order_by("-id")[:RUN_EVENT_LIMIT])
     events.reverse()
+    cursor = events[-1].id if events else 0
+    run.refresh_from_db()
+    spec = spec_for_version(run.workflow_version_id)
+    nodes = {node.node_id: node for node in run.nodes.all()}
+    picture = layout_for_spec(spec)
+    progress = _latest_progress(run)
+    node_data = {
+        node_id: {
+            "state": node.state,
+            "attempt": node.attempt,
+            "max_attempts": node.max_attempts,
+            "handler": node.handler,
+            "progress": progress.get(node_id),
+            "started_at": node.started_at.isoformat() if node.started_at else None,
+            "finished_at": node.finished_at.isoformat() if node.finished_at else None,
+        }
+        for node_id, node in nodes.items()
+    }
+    picture.nodes = [
+        replace(placed, state=nodes[placed.id].state if placed.id in nodes else NodeState.PENDING)
+        for placed in picture.nodes
+    ]
+    children = list(
+        Run.objects.filter(parent_node__run=run).values("id", "status", "parent_node__node_id")
+    )
     return render(
         request,
         "frontend/run_detail.html",
         {
             "run": run,
-            "nodes": nodes,
+            "spec": spec,
+            "picture": picture,
             "events": events,
+            "initial_events": [event_payload(event) for event in events],
             "event_limit": RUN_EVENT_LIMIT,
+            "actions": legal_actions(run.status),
+            "all_actions": list(ACTIONS),
+            "waiting_forms": _waiting_forms(run, spec, nodes),
             "duration": duration(run.started_at, run.finished_at),
             "inputs_json": pretty_json(run.inputs),
             "result_json": pretty_json(run.result) if run.result is not None else "",
-            # Until the live view arrives: reload while nodes are moving.
-            "refresh": REFRESH_SECONDS if run.status == RunState.RUNNING else None,
+            "finished": run.status in RUN_FINISHED,
+            "children": children,
+            "state_order": STATE_ORDER,
+            "page_data": {
+                "run": str(run.pk),
+                "status": run.status,
+                "after": cursor,
+                "nodes": node_data,
+                "actions": ACTIONS,
+                "stateOrder": STATE_ORDER,
+                "createdAt": run.created_at.isoformat(),
+                "startedAt": run.started_at.isoformat() if run.started_at else None,
+                "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
+                "panelUrl": reverse("frontend:node", args=[run.pk, "NODE"]),
+            },
         },
     )
 
 
+def _latest_progress(run: Run) -> dict[str, dict[str, Any]]:
+    """Each node's last ``node.progress`` data (one row per node, however many were sent)."""
+    progress = run.events.filter(kind="node.progress")
+    last_ids = progress.values("node_id").annotate(last=Max("id")).values_list("last", flat=True)
+    return dict(progress.filter(id__in=list(last_ids)).values_list("node_id", "data"))
+
+
+def rendered_config(run: Run, spec, node: NodeRun) -> tuple[Any, str]:
+    """The node's config as its handler saw it: rendered again from the stored upstream
+    outputs (templates are pure, so this is what ran). ``(config, "")`` or ``(None, why)``."""
+    node_spec = spec.nodes[node.node_id]
+    config = dict(node_spec.config)
+    config.update((run.overrides or {}).get(node.node_id) or {})
+    if node_spec.map:
+        return None, "rendered once per item of the map"
+    if node.state in (NodeState.PENDING, NodeState.READY, NodeState.SKIPPED,
+                      NodeState.UPSTREAM_FAILED) or node.attempt == 0:
+        return None, "rendered when the node starts"
+    try:
+        scope, _ = scope_for(run, spec, node_spec)
+        return render_value(config, scope), ""
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, as the node would see it
+        return None, f"cannot render now: {exc}"
+
+
 @login_required
+@require_GET
+def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """The node panel of the run page (an HTML fragment the page's script loads)."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    # Read up to a fixed event id: the page appends streamed tokens after it, no more, no less.
+    last_event = run.events.aggregate(last=Max("id"))["last"] or 0
+    node = get_object_or_404(NodeRun, run=run, node_id=node_id)
+    spec = spec_for_version(run.workflow_version_id)
+    node_spec = spec.nodes.get(node_id)
+    if node_spec is None:
+        raise Http404("no such node in the spec")
+    config, config_note = rendered_config(run, spec, node)
+    node_events = (
+        run.events.filter(node_id=node_id, id__lte=last_event).exclude(kind="node.status")
+        .order_by("id")
+    )
+    logs, markdown, custom, tokens, progress, children = [], [], [], [], None, []
+    for event in node_events.iterator():
+        data = event.data if isinstance(event.data, dict) else {"value": event.data}
+        if event.kind == "node.log":
+            logs.append(event)
+        elif event.kind == "node.markdown":
+            markdown.append(str(data.get("text", "")))
+        elif event.kind == "node.progress":
+            progress = data
+        elif event.kind == "node.token":
+            tokens.append(str(data.get("delta", "")))
+        else:
+            custom.append(event)
+            if data.get("child_run"):
+                children.append(data["child_run"])
+    attempts = []
+    for attempt in node.attempts or []:
+        start = _parse_time(attempt.get("started_at"))
+        end = _parse_time(attempt.get("finished_at"))
+        attempts.append({**attempt, "duration": duration(start, end)})
+    return render(
+        request,
+        "frontend/_node_panel.html",
+        {
+            "run": run,
+            "node": node,
+            "node_spec": node_spec,
+            "error": _node_error(node),
+            "duration": duration(node.started_at, node.finished_at),
+            "spec_config_json": pretty_json(node_spec.config),
+            "config_json": pretty_json(config) if config is not None else "",
+            "config_note": config_note,
+            "output_json": pretty_json(node.output) if node.output is not None else "",
+            "attempts": attempts,
+            "logs": logs[-NODE_LOG_LIMIT:],
+            "markdown": markdown,
+            "custom_events": custom[-50:],
+            "tokens": "".join(tokens),
+            "progress": progress,
+            "progress_percent": round(100 * float(progress.get("fraction", 0))) if progress else 0,
+            "children": children,
+            "dependencies": node_spec.dependencies,
+            "dependents": spec.children.get(node_id, ()),
+            "last_event_id": last_event,
+        },
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _answer(request: HttpRequest, run: Run, ok: bool, message: str, code: int = 200,
+            **extra: Any) -> HttpResponse:
+    """JSON for the page's scripts (HTTP ``code``), else a message and back to the run page."""
+    if wants_json(request):
+        return JsonResponse({"ok": ok, "message": message, **extra}, status=code)
+    (messages.success if ok else messages.error)(request, message)
+    return redirect("frontend:run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
+    """Pause, resume, cancel or retry through ``runs.control``; illegal ones are refused."""
+    if action not in ACTIONS:
+        raise Http404("no such action")
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    try:
+        run = getattr(control, action)(run.pk, request.user)
+    except InvalidTransition as exc:
+        return _answer(request, run, False, f"Cannot {action} a run that is {exc.current}.",
+                       409, status=exc.current, actions=legal_actions(exc.current))
+    return _answer(request, run, True, f"Run {ACTION_VERBS[action]}.", status=run.status,
+                   actions=legal_actions(run.status))
+
+
+@login_required
+@require_POST
+def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """Send data to a WAITING `wait_for_event` node (completes it)."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    spec = spec_for_version(run.workflow_version_id)
+    node_spec = spec.nodes.get(node_id)
+    if node_spec is None or node_spec.handler != "wait_for_event":
+        raise Http404("no such waiting node")
+    schema = node_spec.config.get("schema")
+    schema = schema if isinstance(schema, dict) else None
+    data, field_errors, _ = parse_form(schema, request.POST)
+    if not field_errors:
+        try:
+            deliver_event(run, node_id, data, request.user)
+        except SpecError as exc:
+            names = [f.name for f in fields_for(schema)]
+            field_errors, general = place_errors(exc.errors, names, prefix="$.data")
+            if general:
+                field_errors.setdefault(names[0] if names else JSON_FIELD, []).extend(general)
+        except InvalidTransition as exc:
+            return _answer(request, run, False, f"{node_id} is {exc.current}, not waiting.", 409)
+    if field_errors:
+        message = "; ".join(f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}"
+                            for k, v in field_errors.items())
+        return _answer(request, run, False, f"Not sent: {message}", 400, errors=field_errors)
+    return _answer(request, run, True, f"Sent to {node_id}.")
+
+
+# --------------------------------------------------------------------------------------
+# Workflows
+
+
+@login_required
+@require_GET
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    workflows = (
+    workflows = list(
         visible_workflows(request.user)
         .select_related("owner")
         .annotate(run_count=Count("versions__runs"))
         .order_by("name")
     )
+    latest = {}
+    for run in (
+        visible_runs(request.user)
+        .filter(workflow_version__workflow__in=workflows)
+        .order_by("workflow_version__workflow_id", "-created_at")
+        .only("id", "status", "created_at", "workflow_version__workflow_id")
+    ):
+        latest.setdefault(run.workflow_version.workflow_id, run)
+    for workflow in workflows:
+        workflow.last_run = latest.get(workflow.pk)
+        spec = workflow.versions.filter(version=workflow.latest_version).values_list(
+            "spec", flat=True).first() or {}
+        workflow.node_count = len(((spec or {}).get("dag") or {}).get("nodes") or [])
     return render(request, "frontend/workflows.html", {"workflows": workflows})
 
 
 @login_required
 def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """A workflow's versions, one version's spec (``?version=N``, default latest), recent runs."""
+    """A workflow: its start-run form (from the ``inputs`` schema), the DAG picture, versions,
+    spec and recent runs. POST starts a run; invalid inputs re-render the form with an
+    error at each field, and nothing is started."""
     workflow = get_object_or_404(visible_workflows(request.user).select_related("owner"), name=name)
     versions = list(
         workflow.versions.select_related("created_by")
         .annotate(run_count=Count("runs"))
         .order_by("-version")
     )
-    number = request.GET.get("version")
+    number = request.POST.get("version") or request.GET.get("version")
     if number is None:
         shown = versions[0] if versions else None
     else:
-        shown = next((v for v in versions if str(v.version) == number), None)
-        if shown is None:
-            raise Http404(f"{name} has no version {number}")
+        shown = next((v for v in versions if str(v.version) == str(number)), None)
+    if shown is None:
+        raise Http404(f"{name} has no version {number}")
+    spec = spec_for_version(shown.pk)
+    schema = spec.inputs_schema
+    field_errors: dict[str, list[str]] = {}
+    form_errors: list[str] = []
+    posted_values = None
+    status = 200
+    sessions = list(visible_sessions(request.user).order_by("-created_at")[:100])
+    if request.method == "POST":
+        run, field_errors, form_errors, posted_values = _start_from_form(
+            request, shown, schema, sessions
+        )
+        if run is not None:
+            messages.success(request, "Run started.")
+            return redirect("frontend:run", run_id=run.pk)
+        status = 400
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    fields = fields_for(schema, posted_values, field_errors)
     runs = list(
         visible_runs(request.user)
         .filter(workflow_version__workflow=workflow)
@@ -130,8 +475,7 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
     )
     for run in runs:
         run.duration = duration(run.started_at, run.finished_at)
-    spec = shown.spec if shown else {}
-    nodes = spec.get("dag", {}).get("nodes", []) if isinstance(spec, dict) else []
+    picture = layout_for_spec(spec)
     return render(
         request,
         "frontend/workflow_detail.html",
@@ -139,9 +483,108 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
             "workflow": workflow,
             "versions": versions,
             "shown": shown,
-            "nodes": nodes,
-            "spec_json": pretty_json(spec),
-            "inputs_json": pretty_json(spec.get("inputs")) if spec.get("inputs") else "",
+            "is_latest": shown.version == workflow.latest_version,
+            "spec": spec,
+            "picture": picture,
+            "nodes": list(spec.nodes.values()),
+            "spec_json": pretty_json(shown.spec),
+            "inputs_json": pretty_json(schema) if schema else "",
+            "fields": fields,
+            "form_errors": form_errors,
+            "sessions": sessions,
+            "chosen_session": request.POST.get("session", ""),
             "runs": runs,
         },
+        status=status,
     )
+
+
+def _start_from_form(request, version: WorkflowVersion, schema, sessions):
+    """Parse and validate the start-run form; start the run only when everything is valid."""
+    data, field_errors, raw = parse_form(schema, request.POST)
+    form_errors: list[str] = []
+    session = None
+    if chosen := request.POST.get("session"):
+        session = next((s for s in sessions if str(s.pk) == chosen), None)
+        if session is None:
+            form_errors.append("Unknown session.")
+    names = [f.name for f in fields_for(schema)]
+    try:
+        # Every error at once, before anything starts: the schema's, for the fields that
+        # parsed, next to the parse errors of the others.
+        validated_inputs(version, data)
+    except SpecError as exc:
+        schema_errors, general = place_errors(exc.errors, names)
+        for name, problems in schema_errors.items():
+            field_errors.setdefault(name, problems)
+        form_errors += general
+    if field_errors or form_errors:
+        return None, field_errors, form_errors, raw
+    try:
+        run = start_new_run(version, request.user, inputs=data, session=session)
+    except SpecError as exc:  # e.g. a limit checked only at start
+        field_errors, general = place_errors(exc.errors, names)
+        return None, field_errors, form_errors + general, raw
+    return run, {}, [], raw
+
+
+# --------------------------------------------------------------------------------------
+# Workers and sessions
+
+
+def worker_rows() -> list[dict[str, Any]]:
+    running = dict(
+        NodeRun.objects.filter(state=NodeState.RUNNING).values_list("worker").annotate(n=Count("id"))
+        .order_by()
+    )
+    rows = []
+    for worker in Worker.objects.all():
+        rows.append({
+            "hostname": worker.hostname,
+            "pid": worker.pid,
+            "queues": worker.queues,
+            "concurrency": worker.concurrency,
+            "started_at": worker.started_at,
+            "last_seen": worker.last_seen,
+            "stopped_at": worker.stopped_at,
+            "liveness": liveness(worker),
+            "nodes_running": running.get(worker.hostname, 0),
+        })
+    order = {"alive": 0, "stale": 1, "dead": 2}
+    return sorted(rows, key=lambda r: (order[r["liveness"]], r["hostname"]))
+
+
+@login_required
+@require_GET
+def worker_list(request: HttpRequest) -> HttpResponse:
+    """Workers with liveness from their heartbeats (the script refreshes the table)."""
+    rows = worker_rows()
+    return render(
+        request,
+        "frontend/workers.html",
+        {
+            "workers": rows,
+            "alive": sum(1 for r in rows if r["liveness"] == "alive"),
+            "slots": sum(r["concurrency"] for r in rows if r["liveness"] == "alive"),
+            "busy": sum(r["nodes_running"] for r in rows if r["liveness"] == "alive"),
+            "queued": NodeRun.objects.filter(state=NodeState.QUEUED).count(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def session_list(request: HttpRequest) -> HttpResponse:
+    sessions = list(
+        visible_sessions(request.user)
+        .select_related("owner")
+        .annotate(
+            run_count=Count("runs"),
+            active_runs=Count("runs", filter=Q(runs__status__in=[RunState.RUNNING,
+                                                                   RunState.PAUSED])),
+        )
+        .order_by("-updated_at")[:200]
+    )
+    for session in sessions:
+        session.state_json = pretty_json(session.state)
+    return render(request, "frontend/sessions.html", {"sessions": sessions})

@@ -1,5 +1,5 @@
-"""ASGI entry point: `daphne orchestration.asgi:application` (HTTP; WebSockets come with the
-streaming work)."""
+"""ASGI entry point: `daphne orchestration.asgi:application` serves HTTP (the API, the
+dashboard, the admin, SSE) and WebSockets (`/ws/runs/…`)."""
 
 import os
 
@@ -7,13 +7,54 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestration.settings")
 
+# Django is set up by this call; the imports below need the app registry.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from urllib.parse import parse_qs  # noqa: E402
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.db import database_sync_to_async  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-# daphne does not serve static files (STACK.md, trap 5).
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+from runs.consumers import websocket_urlpatterns  # noqa: E402
+from runs.streams import user_for_token  # noqa: E402
 
-application = ProtocolTypeRouter({"http": http_app})
+
+class QueryTokenAuthMiddleware:
+    """``?token=<API token>`` authenticates a WebSocket (browsers cannot set headers on one).
+
+    It runs inside ``AuthMiddlewareStack``: a token, when given, decides the user (an invalid
+    one means anonymous, never a fall-back to the session cookie); without one the session's
+    user stays.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "token" in query:
+            user = await database_sync_to_async(user_for_token)(query["token"][-1])
+            scope = dict(scope, user=user or AnonymousUser())
+        return await self.inner(scope, receive, send)
+
+
+# daphne does not serve static files (STACK.md, trap 5); the dashboard needs its CSS and JS.
+http_app = (
+    ASGIStaticFilesHandler(django_asgi_app) if settings.TRELLIS_SERVE_STATIC else django_asgi_app
+)
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_app,
+        # Browsers send an Origin header; one outside ALLOWED_HOSTS is refused (cross-site
+        # WebSocket hijacking), as is a missing one (STACK.md, trap 6).
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(QueryTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)

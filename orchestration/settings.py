@@ -165,6 +165,14 @@ TRELLIS_WORKER_DEAD_AFTER = env_float("TRELLIS_WORKER_DEAD_AFTER", 30.0, minimum
 TRELLIS_RECONCILE_SECONDS = env_float("TRELLIS_RECONCILE_SECONDS", 5.0, minimum=0.5)
 TRELLIS_RESEND_QUEUED_AFTER = env_float("TRELLIS_RESEND_QUEUED_AFTER", 120.0, minimum=1)
 TRELLIS_LOST_ATTEMPTS = env_int("TRELLIS_LOST_ATTEMPTS", 3, minimum=0)
+# Event streams (WebSocket and SSE): a comment line after this many idle seconds keeps proxies
+# from closing an SSE stream; an idle stream re-reads the event table this often, in case a
+# channel-layer notification was lost (Redis restarted, a full channel).
+TRELLIS_STREAM_HEARTBEAT_SECONDS = env_float("TRELLIS_STREAM_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
+TRELLIS_STREAM_RECHECK_SECONDS = env_float("TRELLIS_STREAM_RECHECK_SECONDS", 5.0, minimum=0.05)
+# daphne serves no static files (STACK.md, trap 5): the dashboard's CSS and JS are served by
+# the ASGI app unless a proxy or WhiteNoise does it (then set this to false).
+TRELLIS_SERVE_STATIC = env_bool("TRELLIS_SERVE_STATIC", True)
 CELERY_BEAT_SCHEDULE = {
     "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
 }

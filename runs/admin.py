@@ -1,8 +1,11 @@
-"""Django admin for workflows, versions, runs, node runs and events.
+"""Django admin for every Trellis model: workflows, versions, runs, node runs, events, sessions
+and workers.
 
 States are written only by ``runs.transitions``, and runs are created only through the
-scheduler, so runs, nodes, events and versions are read-only here (they may be deleted). JSON
-fields are shown pretty-printed; runs, nodes and events link to each other.
+scheduler, so runs, nodes, events, versions and workers are read-only here (they may be
+deleted); runs are paused, resumed, cancelled and retried with admin actions that go through
+``runs.control``, like the API and the dashboard. JSON fields are shown pretty-printed; runs,
+nodes, events and sessions link to each other.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .models import NodeRun, Run, RunEvent, Workflow, WorkflowVersion
+from . import control
+from .models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
+from .transitions import InvalidTransition
+from .workers import liveness
 
 JSON_DISPLAY_LIMIT = 200_000  # characters; larger values are cut in the admin page
 
@@ -216,6 +222,37 @@ class NodeRunInline(ReadOnlyInline):
         return (obj.error or {}).get("message", "") if isinstance(obj.error, dict) else ""
 
 
+def _control_action(action: str, verb: str):
+    """An admin action running ``runs.control.<action>`` on each selected run; illegal ones
+    (pausing a completed run, …) are refused one by one and reported, the rest go through."""
+
+    def run_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Run]):
+        done: list[str] = []
+        refused: list[str] = []
+        for run_id in queryset.values_list("pk", flat=True):
+            try:
+                getattr(control, action)(run_id, request.user)
+            except InvalidTransition as exc:
+                refused.append(f"{str(run_id)[:8]} ({exc.current})")
+            else:
+                done.append(str(run_id)[:8])
+        if done:
+            modeladmin.message_user(
+                request, f"{verb.capitalize()} {len(done)} run(s): {', '.join(done)}.",
+                messages.SUCCESS,
+            )
+        if refused:
+            modeladmin.message_user(
+                request,
+                f"Cannot {action} {len(refused)} run(s) in their current status: "
+                f"{', '.join(refused)}.",
+                messages.ERROR,
+            )
+
+    run_action.__name__ = f"{action}_runs"
+    return admin.action(description=f"{action.capitalize()} selected runs")(run_action)
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
     list_display = (
@@ -224,6 +261,7 @@ class RunAdmin(ReadOnlyAdmin):
         "version",
         "status_badge",
         "owner",
+        "session_link",
         "created_at",
         "started_at",
         "finished_at",
@@ -232,10 +270,17 @@ class RunAdmin(ReadOnlyAdmin):
     list_filter = (
         "status",
         ("workflow_version__workflow", admin.RelatedOnlyFieldListFilter),
+        ("owner", admin.RelatedOnlyFieldListFilter),
         "created_at",
     )
     search_fields = ("id", "workflow_version__workflow__name", "owner__username", "error")
-    list_select_related = ("workflow_version__workflow", "owner")
+    list_select_related = ("workflow_version__workflow", "owner", "session")
+    actions = (
+        _control_action("pause", "paused"),
+        _control_action("resume", "resumed"),
+        _control_action("cancel", "cancelled"),
+        _control_action("retry", "retried"),
+    )
     date_hierarchy = "created_at"
     fields = (
         "id",
@@ -243,6 +288,9 @@ class RunAdmin(ReadOnlyAdmin):
         "version",
         "status_badge",
         "owner",
+        "session_link",
+        "parent_link",
+        "dashboard_link",
         "created_at",
         "started_at",
         "finished_at",
@@ -276,6 +324,33 @@ class RunAdmin(ReadOnlyAdmin):
     @admin.display(description="duration")
     def took(self, obj: Run) -> str:
         return duration(obj.started_at, obj.finished_at)
+
+    @admin.display(description="session", ordering="session__name")
+    def session_link(self, obj: Run) -> SafeString | str:
+        return change_link(obj.session) if obj.session_id else "—"
+
+    @admin.display(description="started by node")
+    def parent_link(self, obj: Run) -> SafeString | str:
+        if not obj.parent_node_id:
+            return "—"
+        parent = obj.parent_node
+        return format_html(
+            "{} of run {}", change_link(parent, parent.node_id),
+            change_link(parent.run, str(parent.run_id)[:8]),
+        )
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, obj: Run) -> SafeString:
+        return format_html('<a href="/dashboard/runs/{}/">live view</a>', obj.pk)
+
+    def get_actions(self, request: HttpRequest):
+        # The controls change runs: keep them from view-only admin users. Deleting stays
+        # governed by the delete permission, as usual.
+        actions = super().get_actions(request)
+        if not request.user.has_perm("runs.change_run") and not request.user.is_superuser:
+            for name in ("pause_runs", "resume_runs", "cancel_runs", "retry_runs"):
+                actions.pop(name, None)
+        return actions
 
     @admin.display(description="events")
     def event_links(self, obj: Run) -> SafeString:
@@ -403,3 +478,69 @@ class RunEventAdmin(ReadOnlyAdmin):
     @admin.display(description="data")
     def data_pretty(self, obj: RunEvent) -> SafeString:
         return pretty_json(obj.data)
+
+
+# --------------------------------------------------------------------------------------
+# Sessions and workers
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    """Sessions: the name is editable; the state is changed by handlers and the API (atomic
+    updates with a revision), so it is shown, not edited, here."""
+
+    list_display = ("__str__", "short_id", "owner", "revision", "run_links", "updated_at")
+    list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "updated_at")
+    search_fields = ("id", "name", "owner__username")
+    list_select_related = ("owner",)
+    fields = ("id", "name", "owner", "revision", "created_at", "updated_at", "run_links",
+              "state_pretty")
+    readonly_fields = ("id", "owner", "revision", "created_at", "updated_at", "run_links",
+                       "state_pretty")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created through the API, with an owner
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
+        return super().get_queryset(request).annotate(run_count=Count("runs"))
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Session) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="runs", ordering="run_count")
+    def run_links(self, obj: Session) -> SafeString:
+        count = getattr(obj, "run_count", None)
+        text = f"{count} run(s)" if count is not None else "runs"
+        return changelist_link(Run, text, session__id__exact=obj.pk)
+
+    @admin.display(description="state")
+    def state_pretty(self, obj: Session) -> SafeString:
+        return pretty_json(obj.state)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    """Heartbeat rows of worker processes (written by the workers themselves)."""
+
+    list_display = ("hostname", "liveness_badge", "pid", "queue_list", "concurrency",
+                    "node_links", "started_at", "last_seen")
+    list_filter = ("stopped_at", "last_seen")
+    search_fields = ("hostname",)
+    fields = ("hostname", "liveness_badge", "pid", "queue_list", "concurrency", "pool_pids",
+              "started_at", "last_seen", "stopped_at", "node_links")
+    readonly_fields = fields
+
+    @admin.display(description="liveness")
+    def liveness_badge(self, obj: Worker) -> SafeString:
+        state = liveness(obj)
+        colour = {"alive": "#166534", "stale": "#92400e", "dead": "#b42318"}[state]
+        return format_html('<strong style="color:{}">{}</strong>', colour, state)
+
+    @admin.display(description="queues")
+    def queue_list(self, obj: Worker) -> str:
+        return ", ".join(obj.queues or [])
+
+    @admin.display(description="nodes")
+    def node_links(self, obj: Worker) -> SafeString:
+        return changelist_link(NodeRun, "nodes it ran", worker=obj.hostname)

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api
+from . import api, streams
 
 app_name = "runs"
 
@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/runs/<uuid:run_id>/", api.RunDetailView.as_view(), name="run"),
     path("api/v1/runs/<uuid:run_id>/results/", api.RunResultsView.as_view(), name="run-results"),
     path("api/v1/runs/<uuid:run_id>/events/", api.RunEventsView.as_view(), name="run-events"),
+    path("api/v1/runs/<uuid:run_id>/stream/", streams.run_stream, name="run-stream"),
     *[
         path(
             f"api/v1/runs/<uuid:run_id>/{action}/",

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from orchestration.processes import die_with_parent
+
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +71,7 @@ class WorkerProcess:
                 "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         self._wait_ready()
 
@@ -133,6 +135,29 @@ def worker(django_db_setup, django_db_blocker, llm_server):
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, django_db_blocker):
+    """A real daphne (HTTP + WebSocket) on a free port, on the test database and Redis, with a
+    short SSE heartbeat. Yields its base URL."""
+    from django.db import connection
+
+    from tests.webserver import DaphneProcess
+
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        REDIS_URL=settings.REDIS_URL,
+        DATABASE_URL=_database_url(connection.settings_dict),
+        TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
+        TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    server = DaphneProcess(env)
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -1,13 +1,17 @@
 """The Django admin pages of every Trellis model render for a superuser, with links between
-runs, nodes and events, and JSON shown pretty-printed."""
+runs, nodes, events and sessions, JSON shown pretty-printed, and run actions (pause, resume,
+cancel, retry) that go through ``runs.control`` and refuse illegal ones."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
-from runs.models import NodeRun, Run, RunEvent, Workflow, WorkflowVersion
+from runs.models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
 from runs.scheduler import create_run, save_workflow
+from runs.transitions import move_run
 
 SPEC = {
     "name": "admin-demo",
@@ -26,8 +30,7 @@ SPEC = {
     },
 }
 
-MODELS = [Workflow, WorkflowVersion, Run, NodeRun, RunEvent]
-
+MODELS = [Workflow, WorkflowVersion, Run, NodeRun, RunEvent, Session, Worker]
 
 
 @pytest.fixture
@@ -38,7 +41,11 @@ def superuser(django_user_model):
 @pytest.fixture
 def run(superuser):
     version, _ = save_workflow(SPEC, superuser)
-    run = create_run(version, superuser, inputs={"who": "<b>Ada</b>"})
+    session = Session.objects.create(owner=superuser, name="admin-team", state={"n": 1})
+    now = timezone.now()
+    Worker.objects.create(hostname="admin-worker@host", pid=42, queues=["default"],
+                          concurrency=2, started_at=now, last_seen=now)
+    run = create_run(version, superuser, inputs={"who": "<b>Ada</b>"}, session=session)
     NodeRun.objects.filter(run=run, node_id="start").update(
         output={"data": {"who": "<b>Ada</b>"}},
         error={"message": "boom", "type": "HandlerError", "traceback": ""},
@@ -118,7 +125,7 @@ def test_links_filter_the_target_changelists(admin_client, run):
 
 @pytest.mark.django_db
 def test_runs_nodes_events_and_versions_are_read_only(admin_client, run):
-    for model in (Run, NodeRun, RunEvent, WorkflowVersion, Workflow):
+    for model in (Run, NodeRun, RunEvent, WorkflowVersion, Workflow, Session, Worker):
         assert admin_client.get(admin_url(model, "add")).status_code == 403
     before = Run.objects.get(pk=run.pk).status
     admin_client.post(admin_url(Run, "change", run.pk), {"status": "COMPLETED"})
@@ -132,3 +139,96 @@ def test_regular_user_cannot_open_the_admin(client, django_user_model, run):
     response = client.get(admin_url(Run, "changelist"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+@pytest.mark.django_db
+def test_run_and_session_link_each_other(admin_client, run):
+    html = admin_client.get(admin_url(Run, "change", run.pk)).content.decode()
+    assert admin_url(Session, "change", run.session_id) in html
+    assert f"/dashboard/runs/{run.pk}/" in html
+    session_html = admin_client.get(admin_url(Session, "change", run.session_id)).content.decode()
+    assert f"{admin_url(Run, 'changelist')}?session__id__exact={run.session_id}" in session_html
+    assert "&quot;n&quot;: 1" in session_html
+    runs = admin_client.get(admin_url(Run, "changelist"), {"session__id__exact": run.session_id})
+    assert runs.context["cl"].result_count == 1
+
+
+# --------------------------------------------------------------------------------------
+# Run actions: through runs.control, refused where illegal
+
+
+def act(admin_client, action: str, *runs):
+    response = admin_client.post(
+        admin_url(Run, "changelist"),
+        {"action": f"{action}_runs", "_selected_action": [str(r.pk) for r in runs]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
+
+
+def status(run) -> str:
+    return Run.objects.get(pk=run.pk).status
+
+
+@pytest.mark.django_db
+def test_pause_and_resume_actions(admin_client, run):
+    move_run(run, "PENDING", "RUNNING")
+    notes = act(admin_client, "pause", run)
+    assert notes == [("success", f"Paused 1 run(s): {str(run.pk)[:8]}.")]
+    assert status(run) == "PAUSED"
+    assert RunEvent.objects.filter(run=run, kind="run.status", data__by="root").exists()
+    act(admin_client, "resume", run)
+    assert status(run) == "RUNNING"
+
+
+@pytest.mark.django_db
+def test_cancel_then_retry_actions(admin_client, run):
+    act(admin_client, "cancel", run)
+    assert status(run) == "CANCELLED"
+    assert set(NodeRun.objects.filter(run=run).values_list("state", flat=True)) == {"CANCELLED"}
+    act(admin_client, "retry", run)
+    assert status(run) == "RUNNING"
+    assert RunEvent.objects.filter(run=run, kind="run.retry").exists()
+
+
+@pytest.mark.django_db
+def test_illegal_actions_are_refused_and_reported(admin_client, run, superuser):
+    notes = act(admin_client, "pause", run)  # a PENDING run cannot be paused
+    assert notes == [("error", f"Cannot pause 1 run(s) in their current status: "
+                               f"{str(run.pk)[:8]} (PENDING).")]
+    assert status(run) == "PENDING"
+    assert act(admin_client, "retry", run)[0][0] == "error"
+    assert status(run) == "PENDING"
+
+
+@pytest.mark.django_db
+def test_mixed_selection_does_the_legal_ones_and_reports_the_rest(admin_client, run, superuser):
+    running = create_run(run.workflow_version, superuser)
+    move_run(running, "PENDING", "RUNNING")
+    done = create_run(run.workflow_version, superuser)
+    move_run(done, "PENDING", "RUNNING")
+    move_run(done, "RUNNING", "COMPLETED")
+    notes = dict(act(admin_client, "pause", running, done, run))
+    assert status(running) == "PAUSED"
+    assert status(done) == "COMPLETED" and status(run) == "PENDING"
+    assert notes["success"] == f"Paused 1 run(s): {str(running.pk)[:8]}."
+    assert notes["error"].startswith("Cannot pause 2 run(s) in their current status:")
+    assert "(COMPLETED)" in notes["error"] and "(PENDING)" in notes["error"]
+
+
+@pytest.mark.django_db
+def test_view_only_staff_get_no_run_actions(client, django_user_model, run):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client.force_login(viewer)
+    response = client.get(admin_url(Run, "changelist"))
+    assert response.status_code == 200
+    form = response.context["action_form"]  # None when no action is left at all
+    choices = [name for name, _ in form.fields["action"].choices] if form else []
+    assert not {"pause_runs", "resume_runs", "cancel_runs", "retry_runs"} & set(choices)
+    client.post(admin_url(Run, "changelist"),
+                {"action": "cancel_runs", "_selected_action": [str(run.pk)]})
+    assert status(run) == "PENDING"

@@ -159,3 +159,17 @@ def bump_session(
         state = ctx.session.update(add_one)
         time.sleep(gap)
     return {"last": state.get(key)}
+
+
+@python_function()
+def report(ctx: Context, steps: int = 5, pause: float = 0.1, note: str = "") -> dict[str, Any]:
+    """Work in ``steps`` steps of ``pause`` seconds, emitting a progress and a log event per
+    step and a markdown note at the end; ``{"steps": steps}``."""
+    for step in range(1, int(steps) + 1):
+        if ctx.is_cancelled():
+            raise HandlerError("cancelled while reporting", retryable=False)
+        time.sleep(float(pause))
+        ctx.progress(step / steps, f"step {step} of {steps}")
+        ctx.log(f"finished step {step}")
+    ctx.markdown(note or f"**Done** after {steps} steps.")
+    return {"steps": steps}

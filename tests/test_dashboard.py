@@ -1,0 +1,395 @@
+"""The dashboard's pages and POST views (Django test client, no worker), and its pure parts:
+the DAG layout and the JSON-Schema forms."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from frontend.dag import layout, order_layers
+from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_errors
+from runs.models import NodeRun, Run, RunState, Session
+from runs.scheduler import create_run, save_workflow
+from runs.transitions import move_run
+
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 2, "description": "Who to greet"},
+        "count": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+        "ratio": {"type": "number"},
+        "loud": {"type": "boolean", "default": True},
+        "mode": {"type": "string", "enum": ["fast", "slow"], "default": "fast"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+def spec(name=None, inputs=INPUTS, nodes=None):
+    return {
+        "name": name or f"dash-{uuid.uuid4().hex[:6]}",
+        "inputs": inputs,
+        "dag": {"nodes": nodes or [
+            {"id": "start", "handler": "input"},
+            {"id": "left", "handler": "output", "dependencies": ["start"],
+             "config": {"value": "{{ start.output.data.name }}!"}},
+            {"id": "right", "handler": "output", "dependencies": ["start"]},
+            {"id": "approve", "handler": "wait_for_event", "dependencies": ["left", "right"],
+             "config": {"prompt": "Ship it?", "schema": {
+                 "type": "object", "properties": {"ok": {"type": "boolean"},
+                                                  "note": {"type": "string", "maxLength": 5}},
+                 "required": ["ok"]}}},
+        ]},
+    }
+
+
+@pytest.fixture
+def workflow(user):
+    version, _ = save_workflow(spec(), user)
+    return version
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def run_for(version, owner, **inputs):
+    return create_run(version, owner, inputs=inputs or {"name": "Ada"})
+
+
+# --------------------------------------------------------------------------------------
+# Pages and permissions
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["runs", "workflows", "workers", "sessions"])
+def test_pages_need_a_login(client, name):
+    response = client.get(reverse(f"frontend:{name}"))
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+
+
+@pytest.mark.django_db
+def test_root_redirects_to_the_dashboard_and_login_page_renders(client):
+    assert client.get("/").url == "/dashboard/"
+    assert client.get("/favicon.ico").url == "/static/frontend/favicon.svg"
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200 and b"Log in to Trellis" in page.content
+
+
+@pytest.mark.django_db
+def test_run_list_shows_only_the_users_runs_with_a_stream_cursor(logged_in, workflow, user,
+                                                                  other_user):
+    mine = run_for(workflow, user)
+    version, _ = save_workflow(spec(), other_user)
+    theirs = run_for(version, other_user)
+    page = logged_in.get(reverse("frontend:runs"))
+    html = page.content.decode()
+    assert str(mine.pk) in html and str(theirs.pk) not in html
+    data = page.context["page_data"]
+    assert data["after"] >= mine.events.last().id  # the socket resumes after the rows
+    filtered = logged_in.get(reverse("frontend:runs"), {"status": "COMPLETED"})
+    assert str(mine.pk) not in filtered.content.decode()
+    by_session = logged_in.get(reverse("frontend:runs"), {"session": "not-a-uuid"})
+    assert by_session.status_code == 200 and str(mine.pk) not in by_session.content.decode()
+
+
+@pytest.mark.django_db
+def test_run_page_renders_graph_controls_and_waiting_form(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    move_run(run, RunState.PENDING, RunState.RUNNING)
+    page = logged_in.get(reverse("frontend:run", args=[run.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    for node_id in ("start", "left", "right", "approve"):
+        assert f'data-node="{node_id}"' in html
+    # Layers left to right: start, then left/right, then approve.
+    nodes = {n.id: n for n in page.context["picture"].nodes}
+    assert nodes["start"].x < nodes["left"].x == nodes["right"].x < nodes["approve"].x
+    assert page.context["actions"] == ["pause", "cancel"]
+    data = page.context["page_data"]
+    assert data["after"] == run.events.last().id
+    assert data["nodes"]["approve"]["state"] == "PENDING"
+    assert 'data-waiting="approve"' in html and "Ship it?" in html
+    assert 'name="input.ok"' in html and 'name="input.note"' in html
+
+
+@pytest.mark.django_db
+def test_other_users_run_is_404_and_staff_sees_it(client, workflow, user, other_user,
+                                                  django_user_model):
+    run = run_for(workflow, user)
+    client.force_login(other_user)
+    assert client.get(reverse("frontend:run", args=[run.pk])).status_code == 404
+    assert client.post(reverse("frontend:run-action", args=[run.pk, "cancel"])).status_code == 404
+    assert client.get(reverse("frontend:node", args=[run.pk, "start"])).status_code == 404
+    staff = django_user_model.objects.create_user("carol", password="x", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("frontend:run", args=[run.pk])).status_code == 200
+
+
+# --------------------------------------------------------------------------------------
+# Controls
+
+
+def post_json(client, url, data=None):
+    return client.post(url, data or {}, HTTP_ACCEPT="application/json")
+
+
+@pytest.mark.django_db
+def test_illegal_control_is_refused_with_409_and_the_legal_ones(logged_in, workflow, user):
+    run = run_for(workflow, user)  # PENDING
+    response = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "pause"]))
+    assert response.status_code == 409
+    assert response.json() == {
+        "ok": False, "message": "Cannot pause a run that is PENDING.", "status": "PENDING",
+        "actions": ["cancel"],
+    }
+    assert Run.objects.get(pk=run.pk).status == "PENDING"
+
+
+@pytest.mark.django_db
+def test_cancel_then_retry_through_the_dashboard(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    cancelled = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "cancel"]))
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert cancelled.json()["actions"] == ["retry"]
+    assert Run.objects.get(pk=run.pk).status == "CANCELLED"
+    retried = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "retry"]))
+    assert retried.status_code == 200 and retried.json()["status"] == "RUNNING"
+    assert run.events.filter(kind="run.retry", data__by=user.username).exists()
+
+
+@pytest.mark.django_db
+def test_control_without_javascript_redirects_with_a_message(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    response = logged_in.post(reverse("frontend:run-action", args=[run.pk, "resume"]),
+                              follow=True)
+    assert response.redirect_chain[-1][0] == reverse("frontend:run", args=[run.pk])
+    assert "Cannot resume a run that is PENDING." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_control_posts_need_the_csrf_token(client, workflow, user):
+    from django.test import Client
+
+    run = run_for(workflow, user)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    assert strict.post(reverse("frontend:run-action", args=[run.pk, "cancel"])).status_code == 403
+    assert Run.objects.get(pk=run.pk).status == "PENDING"
+
+
+@pytest.mark.django_db
+def test_unknown_action_is_404(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    url = reverse("frontend:run-action", args=[run.pk, "explode"])
+    assert logged_in.post(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_send_event_to_a_node_that_is_not_waiting_is_refused(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    url = reverse("frontend:send-event", args=[run.pk, "approve"])
+    response = post_json(logged_in, url, {"input.ok": "on"})
+    assert response.status_code == 409 and "not waiting" in response.json()["message"]
+    bad = post_json(logged_in, reverse("frontend:send-event", args=[run.pk, "start"]))
+    assert bad.status_code == 404
+
+
+@pytest.mark.django_db
+def test_send_event_completes_a_waiting_node_and_reports_field_errors(logged_in, workflow, user):
+    run = run_for(workflow, user)
+    move_run(run, RunState.PENDING, RunState.RUNNING)
+    NodeRun.objects.filter(run=run).exclude(node_id="approve").update(state="COMPLETED",
+                                                                      output="x")
+    NodeRun.objects.filter(run=run, node_id="approve").update(state="WAITING", attempt=1)
+    url = reverse("frontend:send-event", args=[run.pk, "approve"])
+    too_long = post_json(logged_in, url, {"input.ok": "on", "input.note": "far too long"})
+    assert too_long.status_code == 400
+    assert list(too_long.json()["errors"]) == ["note"]
+    assert NodeRun.objects.get(run=run, node_id="approve").state == "WAITING"
+    sent = post_json(logged_in, url, {"input.ok": "on", "input.note": "yes"})
+    assert sent.status_code == 200 and sent.json()["ok"] is True
+    node = NodeRun.objects.get(run=run, node_id="approve")
+    assert node.state == "COMPLETED" and node.output == {"ok": True, "note": "yes"}
+    assert Run.objects.get(pk=run.pk).status == "COMPLETED"
+
+
+# --------------------------------------------------------------------------------------
+# Start-run form
+
+
+@pytest.mark.django_db
+def test_workflow_page_renders_the_form_from_the_inputs_schema(logged_in, workflow):
+    page = logged_in.get(reverse("frontend:workflow", args=[workflow.workflow.name]))
+    assert page.status_code == 200
+    kinds = {f.name: f.kind for f in page.context["fields"]}
+    assert kinds == {"name": "text", "count": "integer", "ratio": "number", "loud": "checkbox",
+                     "mode": "select", "tags": "json"}
+    html = page.content.decode()
+    assert 'name="input.count"' in html and 'value="3"' in html and "Who to greet" in html
+    assert "<svg" in html and 'data-node="approve"' in html
+
+
+@pytest.mark.django_db
+def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
+    url = reverse("frontend:workflow", args=[workflow.workflow.name])
+    response = logged_in.post(url, {"version": workflow.version, "input.name": "A",
+                                    "input.count": "50", "input.ratio": "abc",
+                                    "input.tags": "[1, 2"})
+    assert response.status_code == 400
+    errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
+    assert set(errors) == {"name", "count", "ratio", "tags"}  # all at once
+    assert errors["ratio"] == ["Enter a number."] and errors["tags"] == ["Not valid JSON."]
+    assert Run.objects.count() == 0
+    # With the unparsable values fixed, the schema's own errors are shown, one per field.
+    response = logged_in.post(url, {"version": workflow.version, "input.name": "A",
+                                    "input.count": "50", "input.mode": '"fast"'})
+    errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
+    assert set(errors) == {"name", "count"}
+    assert "50 is greater than the maximum of 10" in errors["count"][0]
+    assert 'value="50"' in response.content.decode()  # what was typed is kept
+    missing = logged_in.post(url, {"version": workflow.version})
+    assert {f.name: f.errors for f in missing.context["fields"] if f.errors} == {
+        "name": ["This field is required."]
+    }
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_good_inputs_start_a_run_and_open_it(logged_in, workflow, user):
+    session = Session.objects.create(owner=user, name="team")
+    url = reverse("frontend:workflow", args=[workflow.workflow.name])
+    response = logged_in.post(url, {"version": workflow.version, "input.name": "Ada",
+                                    "input.count": "4", "input.ratio": "0.5",
+                                    "input.mode": '"slow"', "input.tags": '["x"]',
+                                    "session": str(session.pk)})
+    run = Run.objects.get()
+    assert response.status_code == 302 and response.url == reverse("frontend:run", args=[run.pk])
+    assert run.inputs == {"name": "Ada", "count": 4, "ratio": 0.5, "loud": False,
+                          "mode": "slow", "tags": ["x"]}
+    assert run.session == session and run.status == "RUNNING"
+
+
+@pytest.mark.django_db
+def test_schemaless_workflow_takes_a_json_object(logged_in, user):
+    version, _ = save_workflow(spec(inputs=None), user)
+    url = reverse("frontend:workflow", args=[version.workflow.name])
+    assert [f.name for f in logged_in.get(url).context["fields"]] == [JSON_FIELD]
+    bad = logged_in.post(url, {"version": 1, JSON_FIELD: "[1]"})
+    assert bad.status_code == 400 and Run.objects.count() == 0
+    good = logged_in.post(url, {"version": 1, JSON_FIELD: '{"name": "Bo"}'})
+    assert good.status_code == 302 and Run.objects.get().inputs == {"name": "Bo"}
+
+
+# --------------------------------------------------------------------------------------
+# Node panel, workers, sessions
+
+
+@pytest.mark.django_db
+def test_node_panel_shows_rendered_config_output_error_and_logs(logged_in, workflow, user):
+    from runs.transitions import record_event
+
+    run = run_for(workflow, user, name="Ada")
+    NodeRun.objects.filter(run=run, node_id="start").update(
+        state="COMPLETED", attempt=1, output={"data": {"name": "Ada"}})
+    NodeRun.objects.filter(run=run, node_id="left").update(
+        state="FAILED", attempt=2, max_attempts=2,
+        error={"message": "boom <b>", "type": "HandlerError", "traceback": "Traceback: line 1"},
+        attempts=[{"attempt": 1, "state": "FAILED", "error": "first"},
+                  {"attempt": 2, "state": "FAILED", "error": "second"}])
+    record_event(run.pk, "node.log", {"message": "hello log"}, node_id="left")
+    record_event(run.pk, "node.token", {"delta": "Hel"}, node_id="left")
+    record_event(run.pk, "node.token", {"delta": "lo"}, node_id="left")
+    html = logged_in.get(reverse("frontend:node", args=[run.pk, "left"])).content.decode()
+    assert '&quot;value&quot;: &quot;Ada!&quot;' in html  # rendered from start's output
+    assert "boom &lt;b&gt;" in html and "Traceback: line 1" in html
+    assert "hello log" in html and ">Hello</pre>" in html
+    assert "first" in html and "second" in html
+    pending = logged_in.get(reverse("frontend:node", args=[run.pk, "approve"])).content.decode()
+    assert "Rendered when the node starts" in pending
+    assert logged_in.get(reverse("frontend:node", args=[run.pk, "ghost"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_workers_page_lists_workers_with_liveness(logged_in):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.models import Worker
+
+    now = timezone.now()
+    Worker.objects.create(hostname="w-alive@h", pid=1, queues=["default"], concurrency=4,
+                          started_at=now, last_seen=now)
+    Worker.objects.create(hostname="w-dead@h", pid=2, queues=["gpu"], concurrency=1,
+                          started_at=now, last_seen=now - timedelta(hours=1))
+    page = logged_in.get(reverse("frontend:workers"))
+    rows = {row["hostname"]: row["liveness"] for row in page.context["workers"]}
+    assert rows == {"w-alive@h": "alive", "w-dead@h": "dead"}
+    assert page.context["alive"] == 1 and page.context["slots"] == 4
+
+
+@pytest.mark.django_db
+def test_sessions_page_lists_only_the_users_sessions(logged_in, user, other_user):
+    Session.objects.create(owner=user, name="mine", state={"k": 1})
+    Session.objects.create(owner=other_user, name="theirs")
+    html = logged_in.get(reverse("frontend:sessions")).content.decode()
+    assert "mine" in html and "theirs" not in html and "&quot;k&quot;: 1" in html
+
+
+@pytest.mark.django_db
+def test_static_assets_exist(logged_in):
+    from django.contrib.staticfiles import finders
+
+    for name in ("trellis.css", "js/common.js", "js/stream.js", "js/run.js", "js/runs.js",
+                 "js/dag.js", "js/workers.js", "js/workflow.js"):
+        assert finders.find(f"frontend/{name}"), name
+
+
+# --------------------------------------------------------------------------------------
+# Pure: layout and forms
+
+
+def test_layout_places_layers_left_to_right_and_uncrosses_edges():
+    layers = [["a", "b"], ["c", "d"]]
+    deps = {"a": (), "b": (), "c": ("b",), "d": ("a",)}
+    assert order_layers(layers, deps)[1] == ["d", "c"]  # d sits next to a, c next to b
+    picture = layout(layers, deps, {})
+    pos = {n.id: n for n in picture.nodes}
+    assert pos["a"].x == pos["b"].x < pos["c"].x
+    assert pos["d"].y < pos["c"].y
+    assert {(e.source, e.target) for e in picture.edges} == {("b", "c"), ("a", "d")}
+    assert all(e.path.startswith("M") for e in picture.edges)
+    assert picture.width > 2 * pos["a"].width and picture.height > 2 * pos["a"].height
+
+
+def test_form_round_trip_and_error_placement():
+    fields = fields_for(INPUTS, errors={"count": ["too big"]})
+    count = next(f for f in fields if f.name == "count")
+    assert count.value == "3" and count.errors == ["too big"] and count.attrs["max"] == 10
+    data, errors, raw = parse_form(INPUTS, {"input.name": "Ada", "input.count": "7",
+                                            "input.ratio": "2", "input.mode": '"slow"',
+                                            "input.tags": "[]", "input.loud": "on"})
+    assert errors == {}
+    assert data == {"name": "Ada", "count": 7, "ratio": 2, "loud": True, "mode": "slow", "tags": []}
+    _, errors, raw = parse_form(INPUTS, {"input.count": "x", "input.tags": "{"})
+    assert errors == {"count": ["Enter a whole number."], "tags": ["Not valid JSON."]}
+    assert raw["count"] == "x"
+    by_field, general = place_errors(
+        [{"path": "$.inputs", "message": "'name' is a required property"},
+         {"path": "$.inputs.tags[0]", "message": "1 is not of type 'string'"},
+         {"path": "$.inputs",
+          "message": "Additional properties are not allowed ('x' was unexpected)"}],
+        [f.name for f in fields],
+    )
+    assert by_field == {"name": ["This field is required."], "tags": ["1 is not of type 'string'"]}
+    assert general == ["Additional properties are not allowed ('x' was unexpected)"]
+    assert json.loads(fields_for(INPUTS)[4].value) == "fast"
