@@ -190,7 +190,16 @@ function appendLog(events, fresh) {
     row.hidden = !logRowVisible(row);
     fragment.append(row);
   }
+  const last = logBody.rows[logBody.rows.length - 1];
+  const previousLast = last ? Number(last.dataset.id) : 0;
   logBody.append(fragment);
+  // On PostgreSQL a transaction can commit after a later-numbered one, so an event may
+  // arrive after a higher id: keep the log in id order (rare, so a full re-sort is fine).
+  const ids = events.map((event) => Number(event.id));
+  if (ids.some((id, i) => id < previousLast || (i > 0 && id < ids[i - 1]))) {
+    const rows = [...logBody.rows].sort((a, b) => Number(a.dataset.id) - Number(b.dataset.id));
+    logBody.append(...rows);
+  }
   while (logBody.rows.length > LOG_LIMIT) logBody.deleteRow(0);
   if (nearBottom || !fresh) logWrap.scrollTop = logWrap.scrollHeight;
 }
