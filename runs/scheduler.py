@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from . import templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
@@ -433,7 +433,7 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
             return node
         node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
         if node is not None:
-            move_node(node, N.QUEUED, N.READY, token=token, where=Q(run__status=R.PAUSED))
+            move_node(node, N.QUEUED, N.READY, token=token, run_status=R.PAUSED)
     return None
 
 

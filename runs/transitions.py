@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from .events import queue_publish
@@ -102,13 +102,13 @@ def move_node(
     target: str,
     *,
     token: str | None = None,
-    where: Q | None = None,
+    run_status: str | None = None,
     data: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
     """Compare-and-set one node's state; True if this call made the change.
 
-    ``where`` adds a condition (e.g. on the run's status) to the same UPDATE.
+    ``run_status`` adds "and its run is in this status" to the same UPDATE.
     ``token``, when given, must match the node's current dispatch token (a stale or duplicate
     message cannot move the node). ``fields`` are written in the same UPDATE.
     """
@@ -118,8 +118,8 @@ def move_node(
     rows = NodeRun.objects.filter(pk=node.pk, state__in=expected)
     if token is not None:
         rows = rows.filter(dispatch_token=token)
-    if where is not None:
-        rows = rows.filter(where)
+    if run_status is not None:
+        rows = rows.filter(_run_is(run_status))
     if rows.update(state=target, **fields) != 1:
         return False
     previous = node.state
@@ -159,14 +159,23 @@ def move_run(
     return True
 
 
+def _run_is(status: str) -> Exists:
+    """A condition on the node's run as EXISTS, never a join: Django turns an UPDATE with a
+    join into ``WHERE id IN (subquery)``, and PostgreSQL then re-checks only ``id IN`` when a
+    concurrent writer changed the row, so two transactions could both claim it."""
+    return Exists(Run.objects.filter(pk=OuterRef("run_id"), status=status))
+
+
 def claim(node_pk: int, token: str, **fields: Any) -> NodeRun | None:
     """QUEUED → RUNNING for the holder of the current dispatch token, only while the run is
     RUNNING; the attempt counter goes up in the same UPDATE. Returns the node (with its run
     and the run's version loaded) or None when the claim failed."""
     check_node_transition(N.QUEUED, N.RUNNING)
-    changed = NodeRun.objects.filter(
-        pk=node_pk, state=N.QUEUED, dispatch_token=token, run__status=R.RUNNING
-    ).update(state=N.RUNNING, attempt=F("attempt") + 1, finished_at=None, **fields)
+    changed = (
+        NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token)
+        .filter(_run_is(R.RUNNING))
+        .update(state=N.RUNNING, attempt=F("attempt") + 1, finished_at=None, **fields)
+    )
     if changed != 1:
         return None
     node = (
