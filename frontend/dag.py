@@ -136,8 +136,7 @@ def edge_path(source: PlacedNode, target: PlacedNode) -> str:
     x2, y2 = target.x, target.centre_y
     bend = max(24.0, (x2 - x1) / 2)
     return (
-        f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} "
-        f"{x2:.1f},{y2:.1f}"
+        f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
     )
 
 

@@ -67,11 +67,18 @@ def fields_for(
     props = _properties(schema)
     if not props:
         shown = values.get(JSON_FIELD, "{}")
-        return [FormField(
-            JSON_FIELD, "Inputs (JSON object)", "json", value=shown,
-            description="This workflow's inputs have no declared properties: give a JSON object.",
-            errors=list(errors.get(JSON_FIELD, [])),
-        )]
+        return [
+            FormField(
+                JSON_FIELD,
+                "Inputs (JSON object)",
+                "json",
+                value=shown,
+                description=(
+                    "This workflow's inputs have no declared properties: give a JSON object."
+                ),
+                errors=list(errors.get(JSON_FIELD, [])),
+            )
+        ]
     required = set(schema.get("required") or []) if isinstance(schema, Mapping) else set()
     out = []
     for name, prop in props.items():
@@ -88,23 +95,29 @@ def fields_for(
         default = prop.get("default")
         if "enum" in prop:
             item.kind = "select"
-            item.choices = [(json.dumps(v), v if isinstance(v, str) else json.dumps(v))
-                            for v in prop["enum"]]
+            item.choices = [
+                (json.dumps(v), v if isinstance(v, str) else json.dumps(v)) for v in prop["enum"]
+            ]
             item.value = values.get(name, json.dumps(default) if "default" in prop else "")
         elif kind == "boolean":
             item.kind = "checkbox"
             item.checked = values[name] == "on" if name in values else bool(default)
         elif kind in ("integer", "number"):
-            item.attrs = {k: prop[key] for key, k in (("minimum", "min"), ("maximum", "max"))
-                          if isinstance(prop.get(key), int | float)}
+            item.attrs = {
+                k: prop[key]
+                for key, k in (("minimum", "min"), ("maximum", "max"))
+                if isinstance(prop.get(key), int | float)
+            }
             item.attrs["step"] = 1 if kind == "integer" else "any"
             item.value = values.get(name, "" if default is None else str(default))
         elif kind == "string":
             long = prop.get("format") == "textarea" or (prop.get("maxLength") or 0) > LONG_TEXT
             item.kind = "textarea" if long else "text"
-            item.attrs = {k: prop[key] for key, k in (("minLength", "minlength"),
-                                                      ("maxLength", "maxlength"))
-                          if isinstance(prop.get(key), int)}
+            item.attrs = {
+                k: prop[key]
+                for key, k in (("minLength", "minlength"), ("maxLength", "maxlength"))
+                if isinstance(prop.get(key), int)
+            }
             item.value = values.get(name, "" if default is None else str(default))
         else:  # object, array, anything else: JSON text
             item.kind = "json"
@@ -134,7 +147,7 @@ def parse_form(
         except json.JSONDecodeError as exc:
             return {}, {JSON_FIELD: [f"Not valid JSON: {exc.msg} (line {exc.lineno})."]}, raw
         if not isinstance(value, dict):
-            return {}, {JSON_FIELD: ["Give a JSON object, like {\"key\": \"value\"}."]}, raw
+            return {}, {JSON_FIELD: ['Give a JSON object, like {"key": "value"}.']}, raw
         return value, {}, raw
     data: dict[str, Any] = {}
     for name, prop in props.items():
@@ -162,10 +175,12 @@ def parse_form(
             else:
                 data[name] = json.loads(text)
         except (ValueError, json.JSONDecodeError):
-            errors[name] = [{
-                "integer": "Enter a whole number.",
-                "number": "Enter a number.",
-            }.get(kind, "Not valid JSON.")]
+            errors[name] = [
+                {
+                    "integer": "Enter a whole number.",
+                    "number": "Enter a number.",
+                }.get(kind, "Not valid JSON.")
+            ]
     return data, errors, raw
 
 
@@ -180,7 +195,7 @@ def place_errors(
         path, message = str(error.get("path", "")), str(error.get("message", ""))
         name = None
         if path.startswith(prefix + "."):
-            head = re.split(r"[.\[]", path[len(prefix) + 1:], maxsplit=1)[0]
+            head = re.split(r"[.\[]", path[len(prefix) + 1 :], maxsplit=1)[0]
             name = head if head in names else None
         elif path == prefix:
             match = _REQUIRED.match(message)

@@ -62,9 +62,17 @@ ACTION_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "
 
 # The order states are counted in the run page's summary bar.
 STATE_ORDER = [
-    NodeState.COMPLETED, NodeState.RUNNING, NodeState.WAITING, NodeState.RETRYING,
-    NodeState.QUEUED, NodeState.READY, NodeState.PENDING, NodeState.FAILED,
-    NodeState.UPSTREAM_FAILED, NodeState.SKIPPED, NodeState.CANCELLED,
+    NodeState.COMPLETED,
+    NodeState.RUNNING,
+    NodeState.WAITING,
+    NodeState.RETRYING,
+    NodeState.QUEUED,
+    NodeState.READY,
+    NodeState.PENDING,
+    NodeState.FAILED,
+    NodeState.UPSTREAM_FAILED,
+    NodeState.SKIPPED,
+    NodeState.CANCELLED,
 ]
 
 
@@ -139,8 +147,12 @@ def run_list(request: HttpRequest) -> HttpResponse:
                 visible_workflows(request.user).order_by("name").values_list("name", flat=True)
             ),
             "limit": RUN_LIST_LIMIT,
-            "page_data": {"after": cursor, "filters": filters, "limit": RUN_LIST_LIMIT,
-                          "staff": request.user.is_staff},
+            "page_data": {
+                "after": cursor,
+                "filters": filters,
+                "limit": RUN_LIST_LIMIT,
+                "staff": request.user.is_staff,
+            },
         },
     )
 
@@ -158,23 +170,30 @@ def _waiting_forms(run: Run, spec, nodes: dict[str, NodeRun]) -> list[dict]:
     """A form for every `wait_for_event` node (shown while it is WAITING). The prompt is the
     rendered one the node posted as markdown when it started waiting, else the spec's."""
     waiting_ids = [nid for nid, node in spec.nodes.items() if node.handler == "wait_for_event"]
-    prompts = dict(
-        run.events.filter(kind="node.markdown", node_id__in=waiting_ids)
-        .order_by("id").values_list("node_id", "data__text")
-    ) if waiting_ids else {}
+    prompts = (
+        dict(
+            run.events.filter(kind="node.markdown", node_id__in=waiting_ids)
+            .order_by("id")
+            .values_list("node_id", "data__text")
+        )
+        if waiting_ids
+        else {}
+    )
     forms = []
     for node_id in waiting_ids:
         node_spec = spec.nodes[node_id]
         config = node_spec.config if isinstance(node_spec.config, dict) else {}
         schema = config.get("schema")
         node = nodes.get(node_id)
-        forms.append({
-            "node": node_id,
-            "prompt": prompts.get(node_id) or config.get("prompt", ""),
-            "waiting": node is not None and node.state == NodeState.WAITING,
-            "due_at": node.due_at if node else None,
-            "fields": fields_for(schema if isinstance(schema, dict) else None),
-        })
+        forms.append(
+            {
+                "node": node_id,
+                "prompt": prompts.get(node_id) or config.get("prompt", ""),
+                "waiting": node is not None and node.state == NodeState.WAITING,
+                "due_at": node.due_at if node else None,
+                "fields": fields_for(schema if isinstance(schema, dict) else None),
+            }
+        )
     return forms
 
 
@@ -264,8 +283,11 @@ def rendered_config(run: Run, spec, node: NodeRun) -> tuple[Any, str]:
     config.update((run.overrides or {}).get(node.node_id) or {})
     if node_spec.map:
         return None, "rendered once per item of the map"
-    if node.state in (NodeState.PENDING, NodeState.READY, NodeState.SKIPPED,
-                      NodeState.UPSTREAM_FAILED) or node.attempt == 0:
+    if (
+        node.state
+        in (NodeState.PENDING, NodeState.READY, NodeState.SKIPPED, NodeState.UPSTREAM_FAILED)
+        or node.attempt == 0
+    ):
         return None, "rendered when the node starts"
     try:
         scope, _ = scope_for(run, spec, node_spec)
@@ -288,7 +310,8 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
         raise Http404("no such node in the spec")
     config, config_note = rendered_config(run, spec, node)
     node_events = (
-        run.events.filter(node_id=node_id, id__lte=last_event).exclude(kind="node.status")
+        run.events.filter(node_id=node_id, id__lte=last_event)
+        .exclude(kind="node.status")
         .order_by("id")
     )
     logs, markdown, custom, tokens, progress, children = [], [], [], [], None, []
@@ -348,8 +371,9 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _answer(request: HttpRequest, run: Run, ok: bool, message: str, code: int = 200,
-            **extra: Any) -> HttpResponse:
+def _answer(
+    request: HttpRequest, run: Run, ok: bool, message: str, code: int = 200, **extra: Any
+) -> HttpResponse:
     """JSON for the page's scripts (HTTP ``code``), else a message and back to the run page."""
     if wants_json(request):
         return JsonResponse({"ok": ok, "message": message, **extra}, status=code)
@@ -367,10 +391,23 @@ def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
     try:
         run = getattr(control, action)(run.pk, request.user)
     except InvalidTransition as exc:
-        return _answer(request, run, False, f"Cannot {action} a run that is {exc.current}.",
-                       409, status=exc.current, actions=legal_actions(exc.current))
-    return _answer(request, run, True, f"Run {ACTION_VERBS[action]}.", status=run.status,
-                   actions=legal_actions(run.status))
+        return _answer(
+            request,
+            run,
+            False,
+            f"Cannot {action} a run that is {exc.current}.",
+            409,
+            status=exc.current,
+            actions=legal_actions(exc.current),
+        )
+    return _answer(
+        request,
+        run,
+        True,
+        f"Run {ACTION_VERBS[action]}.",
+        status=run.status,
+        actions=legal_actions(run.status),
+    )
 
 
 @login_required
@@ -396,8 +433,9 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
         except InvalidTransition as exc:
             return _answer(request, run, False, f"{node_id} is {exc.current}, not waiting.", 409)
     if field_errors:
-        message = "; ".join(f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}"
-                            for k, v in field_errors.items())
+        message = "; ".join(
+            f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}" for k, v in field_errors.items()
+        )
         return _answer(request, run, False, f"Not sent: {message}", 400, errors=field_errors)
     return _answer(request, run, True, f"Sent to {node_id}.")
 
@@ -425,8 +463,12 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
         latest.setdefault(run.workflow_version.workflow_id, run)
     for workflow in workflows:
         workflow.last_run = latest.get(workflow.pk)
-        spec = workflow.versions.filter(version=workflow.latest_version).values_list(
-            "spec", flat=True).first() or {}
+        spec = (
+            workflow.versions.filter(version=workflow.latest_version)
+            .values_list("spec", flat=True)
+            .first()
+            or {}
+        )
         workflow.node_count = len(((spec or {}).get("dag") or {}).get("nodes") or [])
     return render(request, "frontend/workflows.html", {"workflows": workflows})
 
@@ -534,22 +576,26 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
 
 def worker_rows() -> list[dict[str, Any]]:
     running = dict(
-        NodeRun.objects.filter(state=NodeState.RUNNING).values_list("worker").annotate(n=Count("id"))
+        NodeRun.objects.filter(state=NodeState.RUNNING)
+        .values_list("worker")
+        .annotate(n=Count("id"))
         .order_by()
     )
     rows = []
     for worker in Worker.objects.all():
-        rows.append({
-            "hostname": worker.hostname,
-            "pid": worker.pid,
-            "queues": worker.queues,
-            "concurrency": worker.concurrency,
-            "started_at": worker.started_at,
-            "last_seen": worker.last_seen,
-            "stopped_at": worker.stopped_at,
-            "liveness": liveness(worker),
-            "nodes_running": running.get(worker.hostname, 0),
-        })
+        rows.append(
+            {
+                "hostname": worker.hostname,
+                "pid": worker.pid,
+                "queues": worker.queues,
+                "concurrency": worker.concurrency,
+                "started_at": worker.started_at,
+                "last_seen": worker.last_seen,
+                "stopped_at": worker.stopped_at,
+                "liveness": liveness(worker),
+                "nodes_running": running.get(worker.hostname, 0),
+            }
+        )
     order = {"alive": 0, "stale": 1, "dead": 2}
     return sorted(rows, key=lambda r: (order[r["liveness"]], r["hostname"]))
 
@@ -580,8 +626,9 @@ def session_list(request: HttpRequest) -> HttpResponse:
         .select_related("owner")
         .annotate(
             run_count=Count("runs"),
-            active_runs=Count("runs", filter=Q(runs__status__in=[RunState.RUNNING,
-                                                                   RunState.PAUSED])),
+            active_runs=Count(
+                "runs", filter=Q(runs__status__in=[RunState.RUNNING, RunState.PAUSED])
+            ),
         )
         .order_by("-updated_at")[:200]
     )

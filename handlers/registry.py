@@ -109,7 +109,9 @@ class Context:
         self.emit("node.markdown", {"text": text})
 
     def progress(self, fraction: float, message: str = "") -> None:
-        self.emit("node.progress", {"fraction": max(0.0, min(1.0, float(fraction))), "message": message})
+        self.emit(
+            "node.progress", {"fraction": max(0.0, min(1.0, float(fraction))), "message": message}
+        )
 
     def is_cancelled(self) -> bool:
         return bool(self._is_cancelled and self._is_cancelled())

@@ -43,7 +43,8 @@ def _patch_kombu_detached_channel() -> None:
                     raise  # a real bug, not a detached channel
                 logger.warning(
                     "%s skipped: the broker connection this message came on is gone; "
-                    "Redis redelivers it after the visibility timeout", name,
+                    "Redis redelivers it after the visibility timeout",
+                    name,
                 )
                 if name == "restore_unacked":
                     self._delivered.clear()

@@ -105,7 +105,9 @@ if not REDIS_URL:
 
     REDIS_URL = ensure_embedded_valkey(TRELLIS_DATA_DIR)
 elif not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://.")
+    raise ImproperlyConfigured(
+        f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://."
+    )
 
 CHANNEL_LAYERS = {
     "default": {

@@ -238,7 +238,8 @@ def _control_action(action: str, verb: str):
                 done.append(str(run_id)[:8])
         if done:
             modeladmin.message_user(
-                request, f"{verb.capitalize()} {len(done)} run(s): {', '.join(done)}.",
+                request,
+                f"{verb.capitalize()} {len(done)} run(s): {', '.join(done)}.",
                 messages.SUCCESS,
             )
         if refused:
@@ -335,7 +336,8 @@ class RunAdmin(ReadOnlyAdmin):
             return "—"
         parent = obj.parent_node
         return format_html(
-            "{} of run {}", change_link(parent, parent.node_id),
+            "{} of run {}",
+            change_link(parent, parent.node_id),
             change_link(parent.run, str(parent.run_id)[:8]),
         )
 
@@ -493,10 +495,25 @@ class SessionAdmin(admin.ModelAdmin):
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "updated_at")
     search_fields = ("id", "name", "owner__username")
     list_select_related = ("owner",)
-    fields = ("id", "name", "owner", "revision", "created_at", "updated_at", "run_links",
-              "state_pretty")
-    readonly_fields = ("id", "owner", "revision", "created_at", "updated_at", "run_links",
-                       "state_pretty")
+    fields = (
+        "id",
+        "name",
+        "owner",
+        "revision",
+        "created_at",
+        "updated_at",
+        "run_links",
+        "state_pretty",
+    )
+    readonly_fields = (
+        "id",
+        "owner",
+        "revision",
+        "created_at",
+        "updated_at",
+        "run_links",
+        "state_pretty",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created through the API, with an owner
@@ -523,12 +540,30 @@ class SessionAdmin(admin.ModelAdmin):
 class WorkerAdmin(ReadOnlyAdmin):
     """Heartbeat rows of worker processes (written by the workers themselves)."""
 
-    list_display = ("hostname", "liveness_badge", "pid", "queue_list", "concurrency",
-                    "node_links", "started_at", "last_seen")
+    list_display = (
+        "hostname",
+        "liveness_badge",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "node_links",
+        "started_at",
+        "last_seen",
+    )
     list_filter = ("stopped_at", "last_seen")
     search_fields = ("hostname",)
-    fields = ("hostname", "liveness_badge", "pid", "queue_list", "concurrency", "pool_pids",
-              "started_at", "last_seen", "stopped_at", "node_links")
+    fields = (
+        "hostname",
+        "liveness_badge",
+        "pid",
+        "queue_list",
+        "concurrency",
+        "pool_pids",
+        "started_at",
+        "last_seen",
+        "stopped_at",
+        "node_links",
+    )
     readonly_fields = fields
 
     @admin.display(description="liveness")

@@ -15,7 +15,7 @@ from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
@@ -390,7 +390,10 @@ class EventSerializer(serializers.Serializer):
 
 def event_view(event: RunEvent) -> dict[str, Any]:
     return {
-        "id": event.id, "ts": _iso(event.ts), "kind": event.kind, "node": event.node_id,
+        "id": event.id,
+        "ts": _iso(event.ts),
+        "kind": event.kind,
+        "node": event.node_id,
         "data": event.data,
     }
 
@@ -418,10 +421,13 @@ class RunEventsView(APIView):
         body = EventSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            node = deliver_event(run, body.validated_data["node"], body.validated_data["data"], request.user)
+            node = deliver_event(
+                run, body.validated_data["node"], body.validated_data["data"], request.user
+            )
         except NodeRun.DoesNotExist:
             return error_response(
-                f"run has no node {body.validated_data['node']!r}", 400,
+                f"run has no node {body.validated_data['node']!r}",
+                400,
                 [{"path": "$.node", "message": "unknown node"}],
             )
         return Response({"node": node.node_id, "state": node.state}, status=201)
@@ -466,7 +472,9 @@ class SessionListView(APIView):
         sessions = visible_sessions(request.user).select_related("owner")[:500]
         return Response({"results": [session_view(s) for s in sessions]})
 
-    @extend_schema(request=SessionSerializer, responses={201: AnyObject}, summary="Create a session")
+    @extend_schema(
+        request=SessionSerializer, responses={201: AnyObject}, summary="Create a session"
+    )
     def post(self, request: Request) -> Response:
         body = SessionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -477,8 +485,9 @@ class SessionListView(APIView):
 class SessionPatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     state = serializers.DictField(required=False, help_text="keys merged into the state")
-    replace = serializers.BooleanField(required=False, default=False,
-                                       help_text="replace the state instead of merging")
+    replace = serializers.BooleanField(
+        required=False, default=False, help_text="replace the state instead of merging"
+    )
 
 
 class SessionDetailView(APIView):

@@ -139,12 +139,31 @@ class WorkerPool:
         env["DATABASE_URL"] = _database_url()  # the database this process uses (tests: the test DB)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "orchestration", "worker",
-                "-Q", BENCH_QUEUE, "-c", str(self.concurrency), "-P", "prefork",
-                "-l", "warning", "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "orchestration",
+                "worker",
+                "-Q",
+                BENCH_QUEUE,
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "-l",
+                "warning",
+                "-n",
+                f"{self.name}@%h",
+                "--without-gossip",
+                "--without-mingle",
             ],
-            env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-            cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=die_with_parent,
+            env=env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         from orchestration.celery import app
 
@@ -294,7 +313,9 @@ class Bench:
                 send(nid)
         done = 0
         while in_flight:
-            for task_id, _meta in app.backend.get_many(list(in_flight), timeout=600, interval=0.001):
+            for task_id, _meta in app.backend.get_many(
+                list(in_flight), timeout=600, interval=0.001
+            ):
                 nid = in_flight.pop(task_id)
                 done += 1
                 for child in children[nid]:
@@ -323,7 +344,9 @@ class Bench:
             latencies = []
             remaining = set(created)
             while remaining:
-                done = Run.objects.filter(pk__in=remaining, status="COMPLETED").values_list("pk", flat=True)
+                done = Run.objects.filter(pk__in=remaining, status="COMPLETED").values_list(
+                    "pk", flat=True
+                )
                 now = time.perf_counter()
                 for pk in done:
                     latencies.append(now - created[pk])
@@ -347,10 +370,10 @@ class Bench:
 
         trellis = self._repeat(Result("W4", "trellis", 3 * runs), trellis_once)
         trellis.extra["p50_run_latency_s"] = round(trellis.median, 4)
-        trellis.extra["p95_run_latency_s"] = round(statistics.median(trellis_p95[-self.reps:]), 4)
+        trellis.extra["p95_run_latency_s"] = round(statistics.median(trellis_p95[-self.reps :]), 4)
         raw = self._repeat(Result("W4", "celery chains", 3 * runs), raw_once)
         raw.extra["p50_run_latency_s"] = round(raw.median, 4)
-        raw.extra["p95_run_latency_s"] = round(statistics.median(raw_p95[-self.reps:]), 4)
+        raw.extra["p95_run_latency_s"] = round(statistics.median(raw_p95[-self.reps :]), 4)
 
     def w5(self) -> None:
         from .spec import parse_spec
@@ -392,8 +415,14 @@ class Bench:
         samples = self.size(samples, minimum=3)
         self.out(f"events: {samples} emits from a worker to a channel-group subscriber")
         version = self._workflow(
-            [{"id": "emit", "handler": "python", "queue": BENCH_QUEUE,
-              "config": {"function": "trellis_emit_clock", "kwargs": {"count": samples}}}],
+            [
+                {
+                    "id": "emit",
+                    "handler": "python",
+                    "queue": BENCH_QUEUE,
+                    "config": {"function": "trellis_emit_clock", "kwargs": {"count": samples}},
+                }
+            ],
             "events",
         )
         layer = get_channel_layer()
@@ -428,17 +457,19 @@ class Bench:
         result.extra["p50_ms"] = round(1000 * percentile(latencies, 0.5), 2)
         result.extra["p95_ms"] = round(1000 * percentile(latencies, 0.95), 2)
         self.results.append(result)
-        self.out(f"  event latency p50 {result.extra['p50_ms']} ms, p95 {result.extra['p95_ms']} ms")
+        self.out(
+            f"  event latency p50 {result.extra['p50_ms']} ms, p95 {result.extra['p95_ms']} ms"
+        )
         del start_new_run, Run
 
     def queries_per_node(self) -> None:
         """Execute nodes in this process under the query log: SQL per node, for two sizes of
         the same shape (a count that grows with size would be an N+1)."""
+        from orchestration.celery import app
+
         from .models import NodeRun
         from .scheduler import create_run, start_run
         from .tasks import execute_node
-
-        from orchestration.celery import app
 
         self.out("queries per node (nodes executed in-process under the query log)")
         for label, nodes in (
@@ -458,7 +489,9 @@ class Bench:
             with CaptureQueriesContext(connection) as queries:
                 while True:
                     batch = list(
-                        NodeRun.objects.filter(run=run, state="QUEUED").values_list("pk", "dispatch_token")
+                        NodeRun.objects.filter(run=run, state="QUEUED").values_list(
+                            "pk", "dispatch_token"
+                        )
                     )
                     if not batch:
                         break
@@ -469,8 +502,10 @@ class Bench:
             result.extra["queries_per_node"] = round(len(queries) / executed, 2)
             result.extra["trigger_queries"] = len(trigger)
             self.results.append(result)
-            self.out(f"  {label:<14} {len(queries) / executed:.2f} queries per node "
-                     f"(+{len(trigger)} to trigger)")
+            self.out(
+                f"  {label:<14} {len(queries) / executed:.2f} queries per node "
+                f"(+{len(trigger)} to trigger)"
+            )
         with app.connection_for_write() as conn:
             conn.default_channel.queue_purge(INLINE_QUEUE)
 
@@ -483,9 +518,22 @@ def format_table(results: list[Result]) -> str:
     ]
     for r in results:
         row = r.row()
-        notes = {k: v for k, v in row.items() if k not in {
-            "workload", "system", "nodes", "median_s", "min_s", "max_s", "ms_per_node",
-            "nodes_per_s", "reps"}}
+        notes = {
+            k: v
+            for k, v in row.items()
+            if k
+            not in {
+                "workload",
+                "system",
+                "nodes",
+                "median_s",
+                "min_s",
+                "max_s",
+                "ms_per_node",
+                "nodes_per_s",
+                "reps",
+            }
+        }
         span = f"{row['min_s']:.3f}-{row['max_s']:.3f}" if row["min_s"] is not None else ""
         lines.append(
             f"{r.workload:<7} {r.system:<24} {r.nodes:>6} {row['median_s']:>9.3f} {span:>15} "
@@ -500,7 +548,10 @@ def format_table(results: list[Result]) -> str:
         if t and b:
             tv = t.extra.get(field_name, t.median) if field_name else t.median
             bv = b.extra.get(field_name, b.median) if field_name else b.median
-            lines.append(f"  {workload} vs {baseline:<24} {tv / bv:6.2f}x" + (f"  ({field_name})" if field_name else ""))
+            lines.append(
+                f"  {workload} vs {baseline:<24} {tv / bv:6.2f}x"
+                + (f"  ({field_name})" if field_name else "")
+            )
     w5 = _find(results, "W5", "trellis run")
     w1 = _find(results, "W1", "trellis")
     if w5 and w1:

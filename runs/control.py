@@ -54,8 +54,11 @@ def cancel(run_id: Any, user=None) -> Run:
     with transaction.atomic():
         run = _locked_run(run_id)
         if not move_run(
-            run, (R.PENDING, R.RUNNING, R.PAUSED), R.CANCELLED,
-            finished_at=now(), data={"by": _actor(user)},
+            run,
+            (R.PENDING, R.RUNNING, R.PAUSED),
+            R.CANCELLED,
+            finished_at=now(),
+            data={"by": _actor(user)},
         ):
             raise InvalidTransition("run", run.status, R.CANCELLED)
         revoke = []
@@ -91,13 +94,22 @@ def retry(run_id: Any, user=None) -> Run:
         run = _locked_run(run_id)
         spec = spec_for_version(run.workflow_version_id)
         if not move_run(
-            run, (R.FAILED, R.CANCELLED), R.RUNNING,
-            finished_at=None, error="", result=None, data={"by": _actor(user)},
+            run,
+            (R.FAILED, R.CANCELLED),
+            R.RUNNING,
+            finished_at=None,
+            error="",
+            result=None,
+            data={"by": _actor(user)},
         ):
             raise InvalidTransition("run", run.status, R.RUNNING)
         nodes = {node.node_id: node for node in NodeRun.objects.filter(run=run)}
         reset: set[str] = set()
-        frontier = [nid for nid, node in nodes.items() if node.state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED)]
+        frontier = [
+            nid
+            for nid, node in nodes.items()
+            if node.state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED)
+        ]
         while frontier:
             node_id = frontier.pop()
             if node_id in reset:
@@ -113,11 +125,22 @@ def retry(run_id: Any, user=None) -> Run:
             node = nodes[node_id]
             parents = spec.nodes[node_id].dependencies
             pending = sum(1 for parent in parents if parent in reset)
-            skipped = sum(1 for parent in parents if parent not in reset and nodes[parent].state == N.SKIPPED)
+            skipped = sum(
+                1 for parent in parents if parent not in reset and nodes[parent].state == N.SKIPPED
+            )
             move_node(
-                node, node.state, N.PENDING, pending_parents=pending, failed_parents=0,
-                skipped_parents=skipped, max_attempts=node.attempt + spec.nodes[node_id].retries + 1,
-                dispatch_token="", error=None, output=None, finished_at=None, due_at=None,
+                node,
+                node.state,
+                N.PENDING,
+                pending_parents=pending,
+                failed_parents=0,
+                skipped_parents=skipped,
+                max_attempts=node.attempt + spec.nodes[node_id].retries + 1,
+                dispatch_token="",
+                error=None,
+                output=None,
+                finished_at=None,
+                due_at=None,
             )
             if pending == 0:
                 ready.append((node, skipped))

@@ -31,10 +31,10 @@ from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, Workfl
 from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
-    claim,
-    move_nodes,
     NODE_UNFINISHED,
+    claim,
     move_node,
+    move_nodes,
     move_run,
     now,
     record_event,
@@ -355,7 +355,11 @@ def finish_node(
     ``run`` (with its workflow_version) saves a query when the caller has it.
     """
     if run is None:
-        run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
+        run = (
+            Run.objects.select_related("workflow_version")
+            .defer("workflow_version__spec")
+            .get(pk=node.run_id)
+        )
     spec = spec_for_version(run.workflow_version_id)
     node_spec = spec.nodes[node.node_id]
     finished_at = now()
@@ -492,7 +496,9 @@ def settle_parent(child: Run, final: str, result: Any, error: str) -> None:
     else:
         message = f"child run {child.pk} ended {final}" + (f": {error}" if error else "")
         settle_waiting(
-            parent_node, N.FAILED, error={"message": message, "type": "ChildRunFailed", "traceback": ""}
+            parent_node,
+            N.FAILED,
+            error={"message": message, "type": "ChildRunFailed", "traceback": ""},
         )
 
 
@@ -507,12 +513,22 @@ def settle_waiting(
     """End a WAITING node (event delivered, child run ended, wait timed out) and carry on
     with its run: children decided, run finished if nothing is left. False if it was not
     WAITING any more (someone else settled it first)."""
-    run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
+    run = (
+        Run.objects.select_related("workflow_version")
+        .defer("workflow_version__spec")
+        .get(pk=node.run_id)
+    )
     spec = spec_for_version(run.workflow_version_id)
     with transaction.atomic():
         if not move_node(
-            node, N.WAITING, target, output=output, error=error, finished_at=now(),
-            due_at=None, data=data or ({"error": error["message"]} if error else None),
+            node,
+            N.WAITING,
+            target,
+            output=output,
+            error=error,
+            finished_at=now(),
+            due_at=None,
+            data=data or ({"error": error["message"]} if error else None),
         ):
             return False
         outbox = Outbox(run, spec)

@@ -22,8 +22,12 @@ def sync_schedule(workflow: Workflow, cron: str | None) -> PeriodicTask | None:
         return None
     minute, hour, day_of_month, month_of_year, day_of_week = cron.split()
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
-        day_of_week=day_of_week, timezone="UTC",
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone="UTC",
     )
     task, _ = PeriodicTask.objects.update_or_create(
         name=name,

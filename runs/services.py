@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 
 from .models import NodeRun, NodeState, Run, Session, Workflow, WorkflowVersion
 from .scheduler import create_run, settle_waiting, spec_for_version, start_run
-from .transitions import InvalidTransition
 from .spec import SpecError, apply_overrides
+from .transitions import InvalidTransition
 
 
 def visible_runs(user) -> QuerySet[Run]:
@@ -85,8 +85,13 @@ def start_new_run(
         apply_overrides(version.spec, overrides)  # raises SpecError naming unknown nodes
     with transaction.atomic():  # the sends happen after this commit
         run = create_run(
-            version, user, inputs=clean, params=params, overrides=overrides,
-            session=session, parent_node=parent_node,
+            version,
+            user,
+            inputs=clean,
+            params=params,
+            overrides=overrides,
+            session=session,
+            parent_node=parent_node,
         )
         start_run(run)
     return run
@@ -97,7 +102,12 @@ def start_child_run(parent: Run, node: NodeRun, instruction) -> Run:
     workflow = visible_workflows(parent.owner).filter(name=instruction.workflow).first()
     if workflow is None:
         raise SpecError(
-            [{"path": "$.config.workflow", "message": f"no workflow named {instruction.workflow!r}"}]
+            [
+                {
+                    "path": "$.config.workflow",
+                    "message": f"no workflow named {instruction.workflow!r}",
+                }
+            ]
         )
     try:
         version = find_version(workflow, instruction.version)
@@ -106,7 +116,10 @@ def start_child_run(parent: Run, node: NodeRun, instruction) -> Run:
             [{"path": "$.config.version", "message": f"no version {instruction.version}"}]
         ) from None
     return start_new_run(
-        version, parent.owner, inputs=instruction.inputs, session=parent.session,
+        version,
+        parent.owner,
+        inputs=instruction.inputs,
+        session=parent.session,
         parent_node=node,
     )
 
@@ -123,13 +136,18 @@ def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
     schema = spec_for_version(run.workflow_version_id).nodes[node_id].config.get("schema")
     if isinstance(schema, dict):
         errors = [
-            {"path": "$.data" + "".join(_path_part(p) for p in e.absolute_path), "message": e.message}
+            {
+                "path": "$.data" + "".join(_path_part(p) for p in e.absolute_path),
+                "message": e.message,
+            }
             for e in Draft202012Validator(schema).iter_errors(data)
         ]
         if errors:
             raise SpecError(errors)
     actor = user.get_username() if user is not None and user.is_authenticated else None
-    if not settle_waiting(node, NodeState.COMPLETED, output=data, data={"by": actor, "event": data}):
+    if not settle_waiting(
+        node, NodeState.COMPLETED, output=data, data={"by": actor, "event": data}
+    ):
         node.refresh_from_db(fields=["state"])
         raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
     return node

@@ -298,8 +298,11 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     """``GET /api/v1/runs/<id>/stream/``: the run's events as server-sent events."""
     user = await authenticated_user(request)
     if user is None:
-        return _error("Authentication credentials were not provided or are invalid.", 401,
-                      **{"WWW-Authenticate": "Token"})
+        return _error(
+            "Authentication credentials were not provided or are invalid.",
+            401,
+            **{"WWW-Authenticate": "Token"},
+        )
     run = await database_sync_to_async(visible_run)(user, run_id)
     if run is None:
         return _error("Not found.", 404)
@@ -315,4 +318,3 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response
-

@@ -4,8 +4,8 @@ and never wait on other tasks."""
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import time
 import traceback
 from typing import Any
@@ -24,7 +24,10 @@ from handlers.registry import (
     get_handler,
 )
 
-from . import templating
+from . import (
+    templating,
+    workers,  # noqa: F401 - connects the heartbeat to worker signals
+)
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import (
     claim_node,
@@ -37,7 +40,6 @@ from .scheduler import (
 )
 from .sessions import session_state, update_session
 from .spec import SpecError
-from . import workers  # noqa: F401 - connects the heartbeat to worker signals
 from .transitions import record_event
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,11 @@ class _Execution:
         if "run" in node._state.fields_cache:
             self.run = node.run  # loaded with the claim
         else:
-            self.run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
+            self.run = (
+                Run.objects.select_related("workflow_version")
+                .defer("workflow_version__spec")
+                .get(pk=node.run_id)
+            )
         self.spec = spec_for_version(self.run.workflow_version_id)
         self.node_spec = self.spec.nodes[node.node_id]
         self._cancel_checked_at = 0.0
@@ -174,7 +180,11 @@ def execute_node(self, node_pk: int, token: str) -> None:
         if failure.error["type"] not in ("HandlerError", "Timeout"):
             logger.warning("node %s of run %s failed", node.node_id, node.run_id, exc_info=True)
         finish_node(
-            node, N.FAILED, token=token, error=failure.error, retryable=failure.retryable,
+            node,
+            N.FAILED,
+            token=token,
+            error=failure.error,
+            retryable=failure.retryable,
             run=execution.run,
         )
         return
@@ -201,7 +211,11 @@ def _start_child(execution: _Execution, token: str, instruction: StartChildRun) 
             )
     except SpecError as exc:
         message = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
-        error = {"message": f"cannot start child run: {message}", "type": "ChildRunError", "traceback": ""}
+        error = {
+            "message": f"cannot start child run: {message}",
+            "type": "ChildRunError",
+            "traceback": "",
+        }
         finish_node(node, N.FAILED, token=token, error=error, retryable=False)
 
 

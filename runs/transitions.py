@@ -184,7 +184,8 @@ def claim(node_pk: int, token: str, **fields: Any) -> NodeRun | None:
         .get(pk=node_pk)
     )
     record_event(
-        node.run_id, "node.status",
+        node.run_id,
+        "node.status",
         {"state": N.RUNNING, "from": N.QUEUED, "attempt": node.attempt, "worker": node.worker},
         node_id=node.node_id,
     )
@@ -212,9 +213,11 @@ def move_nodes(
     if changed != len(nodes):
         # Undo nothing: rows that moved did so legitimately. Find out which ones were ours.
         mine = set(
-            NodeRun.objects.filter(pk__in=pks, state=target, **{
-                k: v for k, v in fields.items() if k == "dispatch_token"
-            }).values_list("pk", flat=True)
+            NodeRun.objects.filter(
+                pk__in=pks,
+                state=target,
+                **{k: v for k, v in fields.items() if k == "dispatch_token"},
+            ).values_list("pk", flat=True)
         )
         nodes = [node for node in nodes if node.pk in mine]
     for node in nodes:
@@ -223,8 +226,12 @@ def move_nodes(
             setattr(node, name, value)
     record_events(
         [
-            (node.run_id, "node.status", {"state": target, "from": expected, "attempt": node.attempt,
-                                          **(data or {})}, node.node_id)
+            (
+                node.run_id,
+                "node.status",
+                {"state": target, "from": expected, "attempt": node.attempt, **(data or {})},
+                node.node_id,
+            )
             for node in nodes
         ]
     )
@@ -234,8 +241,10 @@ def move_nodes(
 def record_events(events: list[tuple[Any, str, Any, str]]) -> list[RunEvent]:
     """Append several events (run_id, kind, data, node_id) with one INSERT."""
     rows = RunEvent.objects.bulk_create(
-        [RunEvent(run_id=run_id, kind=kind, data=data or {}, node_id=node_id)
-         for run_id, kind, data, node_id in events]
+        [
+            RunEvent(run_id=run_id, kind=kind, data=data or {}, node_id=node_id)
+            for run_id, kind, data, node_id in events
+        ]
     )
     for row in rows:
         queue_publish(row)

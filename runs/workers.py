@@ -112,7 +112,9 @@ def _heartbeat_loop(consumer) -> None:
 @signals.worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
     _stop.clear()
-    threading.Thread(target=_heartbeat_loop, args=(sender,), name="trellis-heartbeat", daemon=True).start()
+    threading.Thread(
+        target=_heartbeat_loop, args=(sender,), name="trellis-heartbeat", daemon=True
+    ).start()
 
 
 @signals.worker_shutdown.connect
@@ -145,7 +147,11 @@ def _lost(node: NodeRun, workers: dict[str, Worker], at) -> bool:
 
 def requeue_lost(node: NodeRun) -> bool:
     """A RUNNING node whose execution was lost: queue it again, counting the attempt."""
-    run = Run.objects.select_related("workflow_version").defer("workflow_version__spec").get(pk=node.run_id)
+    run = (
+        Run.objects.select_related("workflow_version")
+        .defer("workflow_version__spec")
+        .get(pk=node.run_id)
+    )
     spec = spec_for_version(run.workflow_version_id)
     message = f"worker {node.worker or '?'} was lost while the node ran"
     if node.attempt >= node.max_attempts + settings.TRELLIS_LOST_ATTEMPTS:
@@ -167,8 +173,14 @@ def requeue_lost(node: NodeRun) -> bool:
             return move_node(node, N.RUNNING, N.READY, token=node.dispatch_token, attempts=history)
         token = new_token()
         if not move_node(
-            node, N.RUNNING, N.QUEUED, token=node.dispatch_token, dispatch_token=token,
-            queued_at=now(), attempts=history, data={"error": message},
+            node,
+            N.RUNNING,
+            N.QUEUED,
+            token=node.dispatch_token,
+            dispatch_token=token,
+            queued_at=now(),
+            attempts=history,
+            data={"error": message},
         ):
             return False
         outbox.to_send.append((node.pk, token, spec.nodes[node.node_id]))
@@ -188,9 +200,9 @@ def reconcile() -> dict[str, int]:
     batch = []
     for node in stale_queued[:1000]:
         # Same token: if the first message still exists, whichever copy is claimed first runs.
-        if NodeRun.objects.filter(pk=node.pk, state=N.QUEUED, dispatch_token=node.dispatch_token).update(
-            queued_at=at
-        ):
+        if NodeRun.objects.filter(
+            pk=node.pk, state=N.QUEUED, dispatch_token=node.dispatch_token
+        ).update(queued_at=at):
             spec = spec_for_version(node.run.workflow_version_id)
             batch.append((node.pk, node.dispatch_token, spec.nodes[node.node_id]))
     if batch:
@@ -207,6 +219,8 @@ def reconcile() -> dict[str, int]:
     )[:1000]:
         counts["retries_sent"] += requeue_retry(node_pk, token)
 
-    for node_pk in NodeRun.objects.filter(state=N.WAITING, due_at__lte=at).values_list("pk", flat=True)[:1000]:
+    for node_pk in NodeRun.objects.filter(state=N.WAITING, due_at__lte=at).values_list(
+        "pk", flat=True
+    )[:1000]:
         counts["waits_expired"] += expire_waiting(node_pk)
     return counts

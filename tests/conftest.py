@@ -18,7 +18,6 @@ import pytest
 from django.conf import settings
 
 from orchestration.processes import die_with_parent
-
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +64,31 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "orchestration", "worker",
-                "-P", "prefork", "-c", str(self.concurrency), "-Q", self.queues,
-                "-l", "info", "-n", f"{self.name}@%h",
-                "--without-gossip", "--without-mingle",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "orchestration",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+                "-Q",
+                self.queues,
+                "-l",
+                "info",
+                "-n",
+                f"{self.name}@%h",
+                "--without-gossip",
+                "--without-mingle",
             ],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self._wait_ready()
 

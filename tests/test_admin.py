@@ -43,8 +43,14 @@ def run(superuser):
     version, _ = save_workflow(SPEC, superuser)
     session = Session.objects.create(owner=superuser, name="admin-team", state={"n": 1})
     now = timezone.now()
-    Worker.objects.create(hostname="admin-worker@host", pid=42, queues=["default"],
-                          concurrency=2, started_at=now, last_seen=now)
+    Worker.objects.create(
+        hostname="admin-worker@host",
+        pid=42,
+        queues=["default"],
+        concurrency=2,
+        started_at=now,
+        last_seen=now,
+    )
     run = create_run(version, superuser, inputs={"who": "<b>Ada</b>"}, session=session)
     NodeRun.objects.filter(run=run, node_id="start").update(
         output={"data": {"who": "<b>Ada</b>"}},
@@ -195,8 +201,9 @@ def test_cancel_then_retry_actions(admin_client, run):
 @pytest.mark.django_db
 def test_illegal_actions_are_refused_and_reported(admin_client, run, superuser):
     notes = act(admin_client, "pause", run)  # a PENDING run cannot be paused
-    assert notes == [("error", f"Cannot pause 1 run(s) in their current status: "
-                               f"{str(run.pk)[:8]} (PENDING).")]
+    assert notes == [
+        ("error", f"Cannot pause 1 run(s) in their current status: {str(run.pk)[:8]} (PENDING).")
+    ]
     assert status(run) == "PENDING"
     assert act(admin_client, "retry", run)[0][0] == "error"
     assert status(run) == "PENDING"
@@ -229,6 +236,7 @@ def test_view_only_staff_get_no_run_actions(client, django_user_model, run):
     form = response.context["action_form"]  # None when no action is left at all
     choices = [name for name, _ in form.fields["action"].choices] if form else []
     assert not {"pause_runs", "resume_runs", "cancel_runs", "retry_runs"} & set(choices)
-    client.post(admin_url(Run, "changelist"),
-                {"action": "cancel_runs", "_selected_action": [str(run.pk)]})
+    client.post(
+        admin_url(Run, "changelist"), {"action": "cancel_runs", "_selected_action": [str(run.pk)]}
+    )
     assert status(run) == "PENDING"

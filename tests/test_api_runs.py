@@ -40,7 +40,9 @@ def greet(api):
 
 
 def test_start_run_and_read_result(worker, api, greet):
-    response = api.post("/api/v1/runs/", {"workflow": "greet", "inputs": {"name": "Ada"}}, format="json")
+    response = api.post(
+        "/api/v1/runs/", {"workflow": "greet", "inputs": {"name": "Ada"}}, format="json"
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["status"] == "RUNNING" and body["inputs"] == {"name": "Ada", "times": 2}
@@ -52,7 +54,11 @@ def test_start_run_and_read_result(worker, api, greet):
     assert detail["nodes"][0]["output"] == {"data": {"name": "Ada", "times": 2}}
     results = api.get(f"/api/v1/runs/{body['id']}/results/").json()
     assert results == {
-        "id": body["id"], "status": "COMPLETED", "completed": True, "result": "Ada! Ada! ", "error": "",
+        "id": body["id"],
+        "status": "COMPLETED",
+        "completed": True,
+        "result": "Ada! Ada! ",
+        "error": "",
     }
     events = api.get(f"/api/v1/runs/{body['id']}/events/").json()["results"]
     kinds = [e["kind"] for e in events]
@@ -63,7 +69,8 @@ def test_start_run_and_read_result(worker, api, greet):
 
 def test_wait_returns_the_finished_run(worker, api, greet):
     response = api.post(
-        "/api/v1/runs/", {"workflow": "greet", "inputs": {"name": "Bo", "times": 1}, "wait": True},
+        "/api/v1/runs/",
+        {"workflow": "greet", "inputs": {"name": "Bo", "times": 1}, "wait": True},
         format="json",
     )
     assert response.status_code == 201
@@ -81,7 +88,10 @@ def test_wait_returns_the_finished_run(worker, api, greet):
         ({"workflow": "nope"}, "$.workflow"),
         ({"workflow": "greet", "version": 9, "inputs": {"name": "x"}}, "$.version"),
         ({"inputs": {"name": "x"}}, "$.workflow"),
-        ({"workflow": "greet", "inputs": {"name": "x"}, "overrides": {"ghost": {"a": 1}}}, "$.ghost"),
+        (
+            {"workflow": "greet", "inputs": {"name": "x"}, "overrides": {"ghost": {"a": 1}}},
+            "$.ghost",
+        ),
     ],
 )
 def test_bad_run_start_is_400_and_creates_nothing(api, greet, body, path):
@@ -93,7 +103,9 @@ def test_bad_run_start_is_400_and_creates_nothing(api, greet, body, path):
 
 def test_list_filters_and_ownership(worker, api, greet, other_user):
     ids = [
-        api.post("/api/v1/runs/", {"workflow": "greet", "inputs": {"name": n}}, format="json").json()["id"]
+        api.post(
+            "/api/v1/runs/", {"workflow": "greet", "inputs": {"name": n}}, format="json"
+        ).json()["id"]
         for n in ("a", "b")
     ]
     for run_id in ids:

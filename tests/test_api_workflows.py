@@ -124,7 +124,11 @@ INVALID = [
     ),
     (
         "bad inputs schema",
-        {"name": "x", "inputs": {"type": "wrong"}, "dag": {"nodes": [{"id": "a", "handler": "input"}]}},
+        {
+            "name": "x",
+            "inputs": {"type": "wrong"},
+            "dag": {"nodes": [{"id": "a", "handler": "input"}]},
+        },
         ["$.inputs"],
     ),
 ]
@@ -138,9 +142,9 @@ def test_invalid_spec_is_400_with_every_error_and_nothing_saved(api, label, doc,
     assert body["error"]
     reported = [error["path"] for error in body["errors"]]
     for path in paths:
-        assert any(r == path or r.startswith(path + ".") or r.startswith(path + "[") for r in reported), (
-            f"{path} not in {reported}"
-        )
+        assert any(
+            r == path or r.startswith(path + ".") or r.startswith(path + "[") for r in reported
+        ), f"{path} not in {reported}"
     assert all(error["message"] for error in body["errors"])
     assert not Workflow.objects.exists() and not WorkflowVersion.objects.exists()
 

@@ -22,8 +22,13 @@ from tests.test_engine import py
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 TIMEOUT_MS = 30_000
@@ -33,8 +38,10 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                       "(apt-get install -y chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+    ),
 ]
 
 
@@ -65,8 +72,14 @@ def page(browser, web_server, user, request):
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and not expected_refusal(m.text) else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console: {m.text}")
+            if m.type == "error" and not expected_refusal(m.text)
+            else None
+        ),
+    )
     login(page)
     yield page
     context.close()
@@ -95,8 +108,11 @@ def shot(page, name: str) -> None:
 
 
 def workflow(user, nodes, inputs=None) -> str:
-    doc = {"name": f"ui-{uuid.uuid4().hex[:6]}", "description": "browser test",
-           "dag": {"nodes": nodes}}
+    doc = {
+        "name": f"ui-{uuid.uuid4().hex[:6]}",
+        "description": "browser test",
+        "dag": {"nodes": nodes},
+    }
     if inputs:
         doc["inputs"] = inputs
     version, _ = save_workflow(doc, user)
@@ -125,7 +141,8 @@ def wait_states(page, expected: dict[str, str] | str, timeout: int = TIMEOUT_MS)
             return Object.entries(expected).every(
                 ([id, s]) => nodes.find(n => n.dataset.node === id)?.dataset.state === s);
         }""",
-        arg=expected, timeout=timeout,
+        arg=expected,
+        timeout=timeout,
     )
 
 
@@ -144,8 +161,9 @@ def logged_ids(page) -> list[int]:
 def assert_log_matches_database(page, run_id) -> None:
     """The event log shows every event of the run exactly once, in order."""
     db_ids = list(RunEvent.objects.filter(run_id=run_id).values_list("id", flat=True))
-    page.wait_for_function("(n) => document.querySelectorAll('#event-log tbody tr').length >= n",
-                           arg=len(db_ids))
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#event-log tbody tr').length >= n", arg=len(db_ids)
+    )
     assert logged_ids(page) == db_ids
 
 
@@ -164,8 +182,13 @@ def wait_colour(page, node_id: str, rgb: str) -> None:
 REPORT_INPUTS = {
     "type": "object",
     "properties": {
-        "steps": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3,
-                  "description": "Progress steps per branch (1-10)"},
+        "steps": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10,
+            "default": 3,
+            "description": "Progress steps per branch (1-10)",
+        },
         "label": {"type": "string", "minLength": 1, "default": "nightly"},
     },
     "required": ["steps"],
@@ -178,8 +201,12 @@ def report_nodes():
         py("extract", "report", kwargs=kwargs),
         py("left", "report", ["extract"], kwargs=kwargs),
         py("right", "report", ["extract"], kwargs=kwargs),
-        py("join", "add", ["left", "right"], kwargs={"a": "{{ left.output.steps }}",
-                                                     "b": "{{ right.output.steps }}"}),
+        py(
+            "join",
+            "add",
+            ["left", "right"],
+            kwargs={"a": "{{ left.output.steps }}", "b": "{{ right.output.steps }}"},
+        ),
         {"id": "result", "handler": "output", "dependencies": ["join"]},
     ]
 
@@ -221,22 +248,37 @@ def test_start_from_form_field_error_then_every_node_turns_final_live(worker, pa
 
 APPROVAL_SCHEMA = {
     "type": "object",
-    "properties": {"approved": {"type": "boolean", "description": "Tick to go ahead"},
-                   "comment": {"type": "string", "pattern": "^[a-z ]*$",
-                               "description": "lower-case words"}},
+    "properties": {
+        "approved": {"type": "boolean", "description": "Tick to go ahead"},
+        "comment": {"type": "string", "pattern": "^[a-z ]*$", "description": "lower-case words"},
+    },
     "required": ["approved"],
 }
 
 
 def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
-    version = workflow(user, [
-        py("prepare", "sleep", kwargs={"seconds": 1.5}),
-        py("price", "add", ["prepare"], kwargs={"a": 40, "b": 2}),
-        {"id": "approve", "handler": "wait_for_event", "dependencies": ["price"],
-         "config": {"prompt": "Spend {{ price.output }}?", "schema": APPROVAL_SCHEMA}},
-        py("act", "echo", ["approve"], kwargs={"ok": "{{ approve.output.approved }}",
-                                               "note": "{{ approve.output.comment }}"}),
-    ])
+    version = workflow(
+        user,
+        [
+            py("prepare", "sleep", kwargs={"seconds": 1.5}),
+            py("price", "add", ["prepare"], kwargs={"a": 40, "b": 2}),
+            {
+                "id": "approve",
+                "handler": "wait_for_event",
+                "dependencies": ["price"],
+                "config": {"prompt": "Spend {{ price.output }}?", "schema": APPROVAL_SCHEMA},
+            },
+            py(
+                "act",
+                "echo",
+                ["approve"],
+                kwargs={
+                    "ok": "{{ approve.output.approved }}",
+                    "note": "{{ approve.output.comment }}",
+                },
+            ),
+        ],
+    )
     run = started(version, user)
     page.goto(f"/dashboard/runs/{run.pk}/")
     wait_states(page, {"prepare": "RUNNING"})
@@ -262,7 +304,8 @@ def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
     page.check("#wait-approve-approved")
     page.click("[data-testid=send-approve]")
     page.wait_for_function(
-        "() => document.querySelector('[data-field-error=comment]').textContent.length > 0")
+        "() => document.querySelector('[data-field-error=comment]').textContent.length > 0"
+    )
     assert NodeRun.objects.get(run=run, node_id="approve").state == "WAITING"
     shot(page, "04-waiting-form-error")
     page.fill("#wait-approve-comment", "go ahead")
@@ -278,10 +321,13 @@ def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
 
 
 def test_cancel_a_run_from_its_button_and_the_list_follows(worker, page, user):
-    version = workflow(user, [
-        py("slow", "sleep", kwargs={"seconds": 20}),
-        py("after", "add", ["slow"], kwargs={"a": 1, "b": 1}),
-    ])
+    version = workflow(
+        user,
+        [
+            py("slow", "sleep", kwargs={"seconds": 20}),
+            py("after", "add", ["slow"], kwargs={"a": 1, "b": 1}),
+        ],
+    )
     page.goto("/dashboard/")
     # Start the run only once the list's socket is subscribed: the list follows changes from
     # then on (it is not a backlog of run history).
@@ -291,7 +337,9 @@ def test_cancel_a_run_from_its_button_and_the_list_follows(worker, page, user):
     row.wait_for()  # the new run appears in the list without a reload
     page.wait_for_function(
         "(id) => document.querySelector(`tr[data-run='${id}'] [data-role=status]`)"
-        ".textContent === 'RUNNING'", arg=str(run.pk))
+        ".textContent === 'RUNNING'",
+        arg=str(run.pk),
+    )
     shot(page, "06-runs-list-live")
     row.locator("a.mono").click()
     page.wait_for_url(f"**/dashboard/runs/{run.pk}/")
@@ -308,8 +356,9 @@ def test_cancel_a_run_from_its_button_and_the_list_follows(worker, page, user):
     assert status == "CANCELLED"
 
 
-def test_without_websockets_the_page_polls_and_still_follows_the_run(worker, browser,
-                                                                      web_server, user):
+def test_without_websockets_the_page_polls_and_still_follows_the_run(
+    worker, browser, web_server, user
+):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=web_server)
     context.add_init_script("delete window.WebSocket;")  # as if a proxy or policy blocked it
     page = context.new_page()
@@ -332,11 +381,19 @@ def test_event_latency_from_worker_to_browser(worker, page, user, capsys):
     """Worker-side emit (``time.time()`` in the event) → the page's stream hands it over
     (``Date.now()``): same machine, same clock. Printed, not asserted."""
     samples = 60
-    version = workflow(user, [{
-        "id": "emit", "handler": "python",
-        "config": {"function": "trellis_emit_clock",
-                   "kwargs": {"count": samples, "interval": 0.03}},
-    }])
+    version = workflow(
+        user,
+        [
+            {
+                "id": "emit",
+                "handler": "python",
+                "config": {
+                    "function": "trellis_emit_clock",
+                    "kwargs": {"count": samples, "interval": 0.03},
+                },
+            }
+        ],
+    )
     run = create_run(version, user)  # not started yet: the page subscribes first
     page.goto(f"/dashboard/runs/{run.pk}/")
     page.wait_for_function("() => window.trellisRun?.stream?.socket?.readyState === 1")
@@ -360,6 +417,8 @@ def test_event_latency_from_worker_to_browser(worker, page, user, capsys):
     median = statistics.median(latencies) * 1000
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))] * 1000
     with capsys.disabled():  # shown in every run, not only with -s
-        print(f"\nevent latency worker -> browser over {len(latencies)} events: "
-              f"median {median:.1f} ms, p95 {p95:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+        print(
+            f"\nevent latency worker -> browser over {len(latencies)} events: "
+            f"median {median:.1f} ms, p95 {p95:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
+        )
     assert len(latencies) == samples

@@ -23,7 +23,10 @@ def test_bench_runs_every_workload_and_prints_ratios(tmp_path):
     assert "W1 vs celery chord" in text and "W4 vs celery chains" in text
     data = json.loads(report.read_text())
     systems = {(row["workload"], row["system"]) for row in data["results"]}
-    assert ("W3", "celery client driver") in systems and ("W5", "trellis create+validate") in systems
+    assert ("W3", "celery client driver") in systems and (
+        "W5",
+        "trellis create+validate",
+    ) in systems
     sql = [row for row in data["results"] if row["workload"] == "SQL"]
     assert sql and all(row["queries_per_node"] > 0 for row in sql)
     print(text)

@@ -38,7 +38,6 @@ GREET = {
 }
 
 
-
 def run_command(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command("workflow", *args, stdout=out, stderr=err)

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def create(api, nodes, name=None):
     name = name or f"wf-{uuid.uuid4().hex[:8]}"
-    response = api.post("/api/v1/workflows/", {"name": name, "dag": {"nodes": nodes}}, format="json")
+    response = api.post(
+        "/api/v1/workflows/", {"name": name, "dag": {"nodes": nodes}}, format="json"
+    )
     assert response.status_code == 201, response.json()
     return name
 
@@ -70,9 +72,11 @@ def test_pause_holds_new_nodes_and_resume_finishes(worker, api):
 
 
 def test_cancel_mid_run_leaves_nothing_running_or_queued(worker, api):
-    nodes = [py("slow", "sleep", kwargs={"seconds": 5})] + [
-        py(f"q{i}", "sleep", kwargs={"seconds": 2}) for i in range(6)
-    ] + [py("after", "add", ["slow"], kwargs={"a": 1, "b": 1})]
+    nodes = (
+        [py("slow", "sleep", kwargs={"seconds": 5})]
+        + [py(f"q{i}", "sleep", kwargs={"seconds": 2}) for i in range(6)]
+        + [py("after", "add", ["slow"], kwargs={"a": 1, "b": 1})]
+    )
     run_id = start(api, create(api, nodes))
     wait_node(run_id, "slow", {"RUNNING"})
     response = api.post(f"/api/v1/runs/{run_id}/cancel/")

@@ -34,17 +34,35 @@ def spec(name=None, inputs=INPUTS, nodes=None):
     return {
         "name": name or f"dash-{uuid.uuid4().hex[:6]}",
         "inputs": inputs,
-        "dag": {"nodes": nodes or [
-            {"id": "start", "handler": "input"},
-            {"id": "left", "handler": "output", "dependencies": ["start"],
-             "config": {"value": "{{ start.output.data.name }}!"}},
-            {"id": "right", "handler": "output", "dependencies": ["start"]},
-            {"id": "approve", "handler": "wait_for_event", "dependencies": ["left", "right"],
-             "config": {"prompt": "Ship it?", "schema": {
-                 "type": "object", "properties": {"ok": {"type": "boolean"},
-                                                  "note": {"type": "string", "maxLength": 5}},
-                 "required": ["ok"]}}},
-        ]},
+        "dag": {
+            "nodes": nodes
+            or [
+                {"id": "start", "handler": "input"},
+                {
+                    "id": "left",
+                    "handler": "output",
+                    "dependencies": ["start"],
+                    "config": {"value": "{{ start.output.data.name }}!"},
+                },
+                {"id": "right", "handler": "output", "dependencies": ["start"]},
+                {
+                    "id": "approve",
+                    "handler": "wait_for_event",
+                    "dependencies": ["left", "right"],
+                    "config": {
+                        "prompt": "Ship it?",
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "ok": {"type": "boolean"},
+                                "note": {"type": "string", "maxLength": 5},
+                            },
+                            "required": ["ok"],
+                        },
+                    },
+                },
+            ]
+        },
     }
 
 
@@ -85,8 +103,9 @@ def test_root_redirects_to_the_dashboard_and_login_page_renders(client):
 
 
 @pytest.mark.django_db
-def test_run_list_shows_only_the_users_runs_with_a_stream_cursor(logged_in, workflow, user,
-                                                                  other_user):
+def test_run_list_shows_only_the_users_runs_with_a_stream_cursor(
+    logged_in, workflow, user, other_user
+):
     mine = run_for(workflow, user)
     version, _ = save_workflow(spec(), other_user)
     theirs = run_for(version, other_user)
@@ -122,8 +141,9 @@ def test_run_page_renders_graph_controls_and_waiting_form(logged_in, workflow, u
 
 
 @pytest.mark.django_db
-def test_other_users_run_is_404_and_staff_sees_it(client, workflow, user, other_user,
-                                                  django_user_model):
+def test_other_users_run_is_404_and_staff_sees_it(
+    client, workflow, user, other_user, django_user_model
+):
     run = run_for(workflow, user)
     client.force_login(other_user)
     assert client.get(reverse("frontend:run", args=[run.pk])).status_code == 404
@@ -148,7 +168,9 @@ def test_illegal_control_is_refused_with_409_and_the_legal_ones(logged_in, workf
     response = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "pause"]))
     assert response.status_code == 409
     assert response.json() == {
-        "ok": False, "message": "Cannot pause a run that is PENDING.", "status": "PENDING",
+        "ok": False,
+        "message": "Cannot pause a run that is PENDING.",
+        "status": "PENDING",
         "actions": ["cancel"],
     }
     assert Run.objects.get(pk=run.pk).status == "PENDING"
@@ -169,8 +191,7 @@ def test_cancel_then_retry_through_the_dashboard(logged_in, workflow, user):
 @pytest.mark.django_db
 def test_control_without_javascript_redirects_with_a_message(logged_in, workflow, user):
     run = run_for(workflow, user)
-    response = logged_in.post(reverse("frontend:run-action", args=[run.pk, "resume"]),
-                              follow=True)
+    response = logged_in.post(reverse("frontend:run-action", args=[run.pk, "resume"]), follow=True)
     assert response.redirect_chain[-1][0] == reverse("frontend:run", args=[run.pk])
     assert "Cannot resume a run that is PENDING." in response.content.decode()
 
@@ -207,8 +228,7 @@ def test_send_event_to_a_node_that_is_not_waiting_is_refused(logged_in, workflow
 def test_send_event_completes_a_waiting_node_and_reports_field_errors(logged_in, workflow, user):
     run = run_for(workflow, user)
     move_run(run, RunState.PENDING, RunState.RUNNING)
-    NodeRun.objects.filter(run=run).exclude(node_id="approve").update(state="COMPLETED",
-                                                                      output="x")
+    NodeRun.objects.filter(run=run).exclude(node_id="approve").update(state="COMPLETED", output="x")
     NodeRun.objects.filter(run=run, node_id="approve").update(state="WAITING", attempt=1)
     url = reverse("frontend:send-event", args=[run.pk, "approve"])
     too_long = post_json(logged_in, url, {"input.ok": "on", "input.note": "far too long"})
@@ -231,8 +251,14 @@ def test_workflow_page_renders_the_form_from_the_inputs_schema(logged_in, workfl
     page = logged_in.get(reverse("frontend:workflow", args=[workflow.workflow.name]))
     assert page.status_code == 200
     kinds = {f.name: f.kind for f in page.context["fields"]}
-    assert kinds == {"name": "text", "count": "integer", "ratio": "number", "loud": "checkbox",
-                     "mode": "select", "tags": "json"}
+    assert kinds == {
+        "name": "text",
+        "count": "integer",
+        "ratio": "number",
+        "loud": "checkbox",
+        "mode": "select",
+        "tags": "json",
+    }
     html = page.content.decode()
     assert 'name="input.count"' in html and 'value="3"' in html and "Who to greet" in html
     assert "<svg" in html and 'data-node="approve"' in html
@@ -241,17 +267,31 @@ def test_workflow_page_renders_the_form_from_the_inputs_schema(logged_in, workfl
 @pytest.mark.django_db
 def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
     url = reverse("frontend:workflow", args=[workflow.workflow.name])
-    response = logged_in.post(url, {"version": workflow.version, "input.name": "A",
-                                    "input.count": "50", "input.ratio": "abc",
-                                    "input.tags": "[1, 2"})
+    response = logged_in.post(
+        url,
+        {
+            "version": workflow.version,
+            "input.name": "A",
+            "input.count": "50",
+            "input.ratio": "abc",
+            "input.tags": "[1, 2",
+        },
+    )
     assert response.status_code == 400
     errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
     assert set(errors) == {"name", "count", "ratio", "tags"}  # all at once
     assert errors["ratio"] == ["Enter a number."] and errors["tags"] == ["Not valid JSON."]
     assert Run.objects.count() == 0
     # With the unparsable values fixed, the schema's own errors are shown, one per field.
-    response = logged_in.post(url, {"version": workflow.version, "input.name": "A",
-                                    "input.count": "50", "input.mode": '"fast"'})
+    response = logged_in.post(
+        url,
+        {
+            "version": workflow.version,
+            "input.name": "A",
+            "input.count": "50",
+            "input.mode": '"fast"',
+        },
+    )
     errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
     assert set(errors) == {"name", "count"}
     assert "50 is greater than the maximum of 10" in errors["count"][0]
@@ -267,14 +307,28 @@ def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
 def test_good_inputs_start_a_run_and_open_it(logged_in, workflow, user):
     session = Session.objects.create(owner=user, name="team")
     url = reverse("frontend:workflow", args=[workflow.workflow.name])
-    response = logged_in.post(url, {"version": workflow.version, "input.name": "Ada",
-                                    "input.count": "4", "input.ratio": "0.5",
-                                    "input.mode": '"slow"', "input.tags": '["x"]',
-                                    "session": str(session.pk)})
+    response = logged_in.post(
+        url,
+        {
+            "version": workflow.version,
+            "input.name": "Ada",
+            "input.count": "4",
+            "input.ratio": "0.5",
+            "input.mode": '"slow"',
+            "input.tags": '["x"]',
+            "session": str(session.pk),
+        },
+    )
     run = Run.objects.get()
     assert response.status_code == 302 and response.url == reverse("frontend:run", args=[run.pk])
-    assert run.inputs == {"name": "Ada", "count": 4, "ratio": 0.5, "loud": False,
-                          "mode": "slow", "tags": ["x"]}
+    assert run.inputs == {
+        "name": "Ada",
+        "count": 4,
+        "ratio": 0.5,
+        "loud": False,
+        "mode": "slow",
+        "tags": ["x"],
+    }
     assert run.session == session and run.status == "RUNNING"
 
 
@@ -299,17 +353,23 @@ def test_node_panel_shows_rendered_config_output_error_and_logs(logged_in, workf
 
     run = run_for(workflow, user, name="Ada")
     NodeRun.objects.filter(run=run, node_id="start").update(
-        state="COMPLETED", attempt=1, output={"data": {"name": "Ada"}})
+        state="COMPLETED", attempt=1, output={"data": {"name": "Ada"}}
+    )
     NodeRun.objects.filter(run=run, node_id="left").update(
-        state="FAILED", attempt=2, max_attempts=2,
+        state="FAILED",
+        attempt=2,
+        max_attempts=2,
         error={"message": "boom <b>", "type": "HandlerError", "traceback": "Traceback: line 1"},
-        attempts=[{"attempt": 1, "state": "FAILED", "error": "first"},
-                  {"attempt": 2, "state": "FAILED", "error": "second"}])
+        attempts=[
+            {"attempt": 1, "state": "FAILED", "error": "first"},
+            {"attempt": 2, "state": "FAILED", "error": "second"},
+        ],
+    )
     record_event(run.pk, "node.log", {"message": "hello log"}, node_id="left")
     record_event(run.pk, "node.token", {"delta": "Hel"}, node_id="left")
     record_event(run.pk, "node.token", {"delta": "lo"}, node_id="left")
     html = logged_in.get(reverse("frontend:node", args=[run.pk, "left"])).content.decode()
-    assert '&quot;value&quot;: &quot;Ada!&quot;' in html  # rendered from start's output
+    assert "&quot;value&quot;: &quot;Ada!&quot;" in html  # rendered from start's output
     assert "boom &lt;b&gt;" in html and "Traceback: line 1" in html
     assert "hello log" in html and ">Hello</pre>" in html
     assert "first" in html and "second" in html
@@ -327,10 +387,22 @@ def test_workers_page_lists_workers_with_liveness(logged_in):
     from runs.models import Worker
 
     now = timezone.now()
-    Worker.objects.create(hostname="w-alive@h", pid=1, queues=["default"], concurrency=4,
-                          started_at=now, last_seen=now)
-    Worker.objects.create(hostname="w-dead@h", pid=2, queues=["gpu"], concurrency=1,
-                          started_at=now, last_seen=now - timedelta(hours=1))
+    Worker.objects.create(
+        hostname="w-alive@h",
+        pid=1,
+        queues=["default"],
+        concurrency=4,
+        started_at=now,
+        last_seen=now,
+    )
+    Worker.objects.create(
+        hostname="w-dead@h",
+        pid=2,
+        queues=["gpu"],
+        concurrency=1,
+        started_at=now,
+        last_seen=now - timedelta(hours=1),
+    )
     page = logged_in.get(reverse("frontend:workers"))
     rows = {row["hostname"]: row["liveness"] for row in page.context["workers"]}
     assert rows == {"w-alive@h": "alive", "w-dead@h": "dead"}
@@ -349,8 +421,16 @@ def test_sessions_page_lists_only_the_users_sessions(logged_in, user, other_user
 def test_static_assets_exist(logged_in):
     from django.contrib.staticfiles import finders
 
-    for name in ("trellis.css", "js/common.js", "js/stream.js", "js/run.js", "js/runs.js",
-                 "js/dag.js", "js/workers.js", "js/workflow.js"):
+    for name in (
+        "trellis.css",
+        "js/common.js",
+        "js/stream.js",
+        "js/run.js",
+        "js/runs.js",
+        "js/dag.js",
+        "js/workers.js",
+        "js/workflow.js",
+    ):
         assert finders.find(f"frontend/{name}"), name
 
 
@@ -375,19 +455,31 @@ def test_form_round_trip_and_error_placement():
     fields = fields_for(INPUTS, errors={"count": ["too big"]})
     count = next(f for f in fields if f.name == "count")
     assert count.value == "3" and count.errors == ["too big"] and count.attrs["max"] == 10
-    data, errors, raw = parse_form(INPUTS, {"input.name": "Ada", "input.count": "7",
-                                            "input.ratio": "2", "input.mode": '"slow"',
-                                            "input.tags": "[]", "input.loud": "on"})
+    data, errors, raw = parse_form(
+        INPUTS,
+        {
+            "input.name": "Ada",
+            "input.count": "7",
+            "input.ratio": "2",
+            "input.mode": '"slow"',
+            "input.tags": "[]",
+            "input.loud": "on",
+        },
+    )
     assert errors == {}
     assert data == {"name": "Ada", "count": 7, "ratio": 2, "loud": True, "mode": "slow", "tags": []}
     _, errors, raw = parse_form(INPUTS, {"input.count": "x", "input.tags": "{"})
     assert errors == {"count": ["Enter a whole number."], "tags": ["Not valid JSON."]}
     assert raw["count"] == "x"
     by_field, general = place_errors(
-        [{"path": "$.inputs", "message": "'name' is a required property"},
-         {"path": "$.inputs.tags[0]", "message": "1 is not of type 'string'"},
-         {"path": "$.inputs",
-          "message": "Additional properties are not allowed ('x' was unexpected)"}],
+        [
+            {"path": "$.inputs", "message": "'name' is a required property"},
+            {"path": "$.inputs.tags[0]", "message": "1 is not of type 'string'"},
+            {
+                "path": "$.inputs",
+                "message": "Additional properties are not allowed ('x' was unexpected)",
+            },
+        ],
         [f.name for f in fields],
     )
     assert by_field == {"name": ["This field is required."], "tags": ["1 is not of type 'string'"]}

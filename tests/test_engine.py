@@ -65,9 +65,7 @@ def test_lattice_20_by_10_respects_every_dependency(worker, user):
     nodes = []
     for layer in range(layers):
         for i in range(width):
-            deps = (
-                [f"n{layer - 1}_{i}", f"n{layer - 1}_{(i + 1) % width}"] if layer else []
-            )
+            deps = [f"n{layer - 1}_{i}", f"n{layer - 1}_{(i + 1) % width}"] if layer else []
             nodes.append(py(f"n{layer}_{i}", "sleep", deps, kwargs={"seconds": 0.02}))
     run = run_spec(user, nodes)
     run = wait_for_run(run.pk, timeout=120)
@@ -87,8 +85,14 @@ def test_failing_node_retries_with_growing_delays_then_fails_downstream(worker, 
         user,
         [
             py("ok", "add", kwargs={"a": 1, "b": 1}),
-            py("bad", "fail", ["ok"], kwargs={"message": "nope", "retryable": True},
-               retries=3, backoff=0.3),
+            py(
+                "bad",
+                "fail",
+                ["ok"],
+                kwargs={"message": "nope", "retryable": True},
+                retries=3,
+                backoff=0.3,
+            ),
             py("after", "add", ["bad"], kwargs={"a": 1, "b": 1}),
             py("last", "add", ["after"], kwargs={"a": 1, "b": 1}),
         ],
@@ -125,8 +129,13 @@ def test_when_false_skips_branch_and_none_failed_join_still_runs(worker, user):
             py("yes", "add", ["start"], kwargs={"a": 1, "b": 1}, when="{{ inputs.go }}"),
             py("no", "add", ["start"], kwargs={"a": 2, "b": 2}, when="{{ not inputs.go }}"),
             py("after_no", "add", ["no"], kwargs={"a": 0, "b": 0}),
-            py("join", "echo", ["yes", "after_no"], kwargs={"yes": "{{ yes.output }}"},
-               trigger_rule="none_failed"),
+            py(
+                "join",
+                "echo",
+                ["yes", "after_no"],
+                kwargs={"yes": "{{ yes.output }}"},
+                trigger_rule="none_failed",
+            ),
         ],
         inputs={"go": True},
     )
@@ -145,10 +154,19 @@ def test_map_over_50_items(worker, user):
         user,
         [
             {"id": "start", "handler": "input"},
-            py("square", "echo", ["start"], map="{{ start.output.data.numbers }}",
-               kwargs={"index": "{{ index }}", "value": "{{ item * item }}"}),
-            {"id": "out", "handler": "output", "dependencies": ["square"],
-             "config": {"value": "{{ square.output | map(attribute='value') | sum }}"}},
+            py(
+                "square",
+                "echo",
+                ["start"],
+                map="{{ start.output.data.numbers }}",
+                kwargs={"index": "{{ index }}", "value": "{{ item * item }}"},
+            ),
+            {
+                "id": "out",
+                "handler": "output",
+                "dependencies": ["square"],
+                "config": {"value": "{{ square.output | map(attribute='value') | sum }}"},
+            },
         ],
         inputs={"numbers": list(range(50))},
     )
@@ -176,7 +194,10 @@ def test_duplicated_node_message_executes_once(worker, user):
     key = f"dup-{uuid.uuid4().hex}"
     run = run_spec(
         user,
-        [py("gate", "sleep", kwargs={"seconds": 0.5}), py("once", "count", ["gate"], kwargs={"key": key})],
+        [
+            py("gate", "sleep", kwargs={"seconds": 0.5}),
+            py("once", "count", ["gate"], kwargs={"key": key}),
+        ],
     )
     # Wait until `once` is queued, then deliver its message twice more with the same token.
     import time

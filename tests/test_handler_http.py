@@ -12,28 +12,15 @@ from jsonschema.exceptions import ValidationError
 from handlers.egress import check_url
 from handlers.http import MAX_RESPONSE_BYTES
 from handlers.registry import Context, HandlerError, get_handler
+from tests.handler_helpers import make_ctx, run_handler
 from tests.servers import JsonServer, Reply, refused_url
 
 # json_server, openai_server and local_egress come from tests/servers.py via conftest.py
 pytestmark = pytest.mark.usefixtures("local_egress")
 
 
-def make_ctx(**overrides: Any) -> Context:
-    values: dict[str, Any] = {
-        "run_id": "r",
-        "node_id": "n",
-        "attempt": 1,
-        "inputs": {},
-        "upstream": {},
-    }
-    values.update(overrides)
-    return Context(**values)
-
-
 def call(config: dict[str, Any], ctx: Context | None = None) -> Any:
-    handler = get_handler("call_external_service")
-    Draft202012Validator(handler.config_schema).validate(config)
-    return handler.run(ctx or make_ctx(), config)
+    return run_handler("call_external_service", config, ctx)
 
 
 def test_get_json(json_server: JsonServer) -> None:

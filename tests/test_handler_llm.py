@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from handlers.registry import Context, HandlerError, get_handler
+from tests.handler_helpers import make_ctx, run_handler
 from tests.servers import JsonServer, OpenAIServer, Reply, refused_url
 
 # json_server, openai_server and local_egress come from tests/servers.py via conftest.py
@@ -30,22 +30,8 @@ class Recorder:
         return [data["delta"] for kind, data in self.events if kind == "node.token"]
 
 
-def make_ctx(**overrides: Any) -> Context:
-    values: dict[str, Any] = {
-        "run_id": "r",
-        "node_id": "n",
-        "attempt": 1,
-        "inputs": {},
-        "upstream": {},
-    }
-    values.update(overrides)
-    return Context(**values)
-
-
 def call(config: dict[str, Any], ctx: Context | None = None) -> Any:
-    handler = get_handler("call_llm_service")
-    Draft202012Validator(handler.config_schema).validate(config)
-    return handler.run(ctx or make_ctx(), config)
+    return run_handler("call_llm_service", config, ctx)
 
 
 @pytest.fixture

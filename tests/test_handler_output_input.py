@@ -7,21 +7,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from handlers.registry import Context, get_handler
+from handlers.registry import get_handler
+from tests.handler_helpers import make_ctx
 
 BUILTINS = ["input", "output", "call_external_service", "call_llm_service", "python"]
-
-
-def make_ctx(**overrides: Any) -> Context:
-    values: dict[str, Any] = {
-        "run_id": "r",
-        "node_id": "n",
-        "attempt": 1,
-        "inputs": {},
-        "upstream": {},
-    }
-    values.update(overrides)
-    return Context(**values)
 
 
 def test_input_returns_the_run_inputs() -> None:

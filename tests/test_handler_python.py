@@ -12,19 +12,8 @@ from jsonschema import Draft202012Validator
 
 from handlers import registry
 from handlers.registry import Context, HandlerError, get_handler, python_function_names
+from tests.handler_helpers import make_ctx
 from tests.testapp.handlers import bump_counter, count_calls, flaky_calls, read_counter
-
-
-def make_ctx(**overrides: Any) -> Context:
-    values: dict[str, Any] = {
-        "run_id": "r",
-        "node_id": "n",
-        "attempt": 1,
-        "inputs": {},
-        "upstream": {},
-    }
-    values.update(overrides)
-    return Context(**values)
 
 
 def call(function: str, ctx: Context | None = None, **kwargs: Any) -> Any:

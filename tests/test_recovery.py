@@ -79,11 +79,14 @@ def completed_events(run_id, node_id) -> int:
 
 def test_worker_killed_with_sigkill_mid_node_the_run_still_completes(crash_worker, api):
     key = uuid.uuid4().hex
-    name = create(api, [
-        py("slow", "count", kwargs={"key": key}, queue="crash"),
-        py("sleepy", "sleep", ["slow"], kwargs={"seconds": 3}, queue="crash"),
-        py("after", "add", ["sleepy"], kwargs={"a": 1, "b": 2}),
-    ])
+    name = create(
+        api,
+        [
+            py("slow", "count", kwargs={"key": key}, queue="crash"),
+            py("sleepy", "sleep", ["slow"], kwargs={"seconds": 3}, queue="crash"),
+            py("after", "add", ["sleepy"], kwargs={"a": 1, "b": 2}),
+        ],
+    )
     run_id = start(api, name)
     node = wait_node(run_id, "sleepy", {"RUNNING"})
     time.sleep(0.3)
@@ -126,12 +129,15 @@ def test_valkey_stopped_and_restarted_mid_run_every_run_completes(worker, api):
 
     server = embedded_redis._server
     assert server is not None, "this session did not start the embedded Valkey"
-    name = create(api, [
-        py("a", "sleep", kwargs={"seconds": 0.5}),
-        py("b", "sleep", ["a"], kwargs={"seconds": 0.5}),
-        py("c", "sleep", ["b"], kwargs={"seconds": 0.5}),
-        py("d", "sleep", ["c"], kwargs={"seconds": 0.5}),
-    ])
+    name = create(
+        api,
+        [
+            py("a", "sleep", kwargs={"seconds": 0.5}),
+            py("b", "sleep", ["a"], kwargs={"seconds": 0.5}),
+            py("c", "sleep", ["b"], kwargs={"seconds": 0.5}),
+            py("d", "sleep", ["c"], kwargs={"seconds": 0.5}),
+        ],
+    )
     run_ids = [start(api, name) for _ in range(3)]
     wait_node(run_ids[0], "a", {"RUNNING", "COMPLETED"})
     port = server.port

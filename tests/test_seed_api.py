@@ -14,7 +14,9 @@ from tests.conftest import wait_for_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-SEED = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds" / "004_b829b90437810808.txt"
+SEED = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "seeds" / "004_b829b90437810808.txt"
+)
 
 
 def seed_example() -> dict:
@@ -30,10 +32,17 @@ FALLBACK = {
     "name": "Simple LLM Workflow",
     "dag": {
         "nodes": [
-            {"id": "get_posts", "handler": "call_external_service",
-             "config": {"url": "https://api.example.com/posts"}},
-            {"id": "summarize_posts", "handler": "call_llm_service", "dependencies": ["get_posts"],
-             "config": {"prompt": "Summarize the following posts: {{ get_posts.output.data }}"}},
+            {
+                "id": "get_posts",
+                "handler": "call_external_service",
+                "config": {"url": "https://api.example.com/posts"},
+            },
+            {
+                "id": "summarize_posts",
+                "handler": "call_llm_service",
+                "dependencies": ["get_posts"],
+                "config": {"prompt": "Summarize the following posts: {{ get_posts.output.data }}"},
+            },
             {"id": "output", "handler": "output", "dependencies": ["summarize_posts"]},
         ]
     },
@@ -58,7 +67,9 @@ def test_seed_example_runs_through_the_four_routes(worker, api, json_server, llm
 
     override = {
         "summarize_posts": {
-            "prompt": "Recent Posts: {{ get_posts.output.data }}. Task: Summarize this user activity"
+            "prompt": (
+                "Recent Posts: {{ get_posts.output.data }}. Task: Summarize this user activity"
+            )
         }
     }
     triggered = api.post(f"/workflow/trigger/{execution_id}", override, format="json")

@@ -82,8 +82,7 @@ def pending_run(owner):
 def log(run, n: int) -> list[int]:
     """Record ``n`` node.log events (each published at once: no transaction is open)."""
     return [
-        record_event(run.pk, "node.log", {"message": f"line {i}"}, node_id="a").id
-        for i in range(n)
+        record_event(run.pk, "node.log", {"message": f"line {i}"}, node_id="a").id for i in range(n)
     ]
 
 
@@ -356,8 +355,13 @@ def sse_read(response, *, stop_after: int | None = None) -> tuple[list[dict], li
         line = raw or ""
         if not line:
             if "data" in frame:
-                events.append({"id": int(frame["id"]), "event": frame["event"],
-                               "data": json.loads(frame["data"])})
+                events.append(
+                    {
+                        "id": int(frame["id"]),
+                        "event": frame["event"],
+                        "data": json.loads(frame["data"]),
+                    }
+                )
                 if stop_after is not None and len(events) >= stop_after:
                     break
             frame = {}
@@ -381,12 +385,19 @@ def auth(token: str) -> dict[str, str]:
 @pytest.mark.integration
 @transactional
 def test_sse_streams_a_whole_run_and_ends_after_its_result(worker, web_server, api, token):
-    run_id = start(api, create(api, [
-        py("a", "sleep", kwargs={"seconds": 0.3}),
-        py("b", "add", ["a"], kwargs={"a": 1, "b": 2}),
-    ]))
-    with requests.get(f"{web_server}/api/v1/runs/{run_id}/stream/", headers=auth(token),
-                      stream=True, timeout=30) as response:
+    run_id = start(
+        api,
+        create(
+            api,
+            [
+                py("a", "sleep", kwargs={"seconds": 0.3}),
+                py("b", "add", ["a"], kwargs={"a": 1, "b": 2}),
+            ],
+        ),
+    )
+    with requests.get(
+        f"{web_server}/api/v1/runs/{run_id}/stream/", headers=auth(token), stream=True, timeout=30
+    ) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events, _ = sse_read(response)
@@ -402,29 +413,38 @@ def test_sse_streams_a_whole_run_and_ends_after_its_result(worker, web_server, a
 def test_sse_resume_with_last_event_id_gets_exactly_the_missed_events(
     worker, web_server, api, token
 ):
-    run_id = start(api, create(api, [
-        py("a", "sleep", kwargs={"seconds": 0.2}),
-        py("b", "sleep", ["a"], kwargs={"seconds": 0.2}),
-        py("c", "add", ["b"], kwargs={"a": 1, "b": 1}),
-    ]))
+    run_id = start(
+        api,
+        create(
+            api,
+            [
+                py("a", "sleep", kwargs={"seconds": 0.2}),
+                py("b", "sleep", ["a"], kwargs={"seconds": 0.2}),
+                py("c", "add", ["b"], kwargs={"a": 1, "b": 1}),
+            ],
+        ),
+    )
     url = f"{web_server}/api/v1/runs/{run_id}/stream/"
     with requests.get(url, headers=auth(token), stream=True, timeout=30) as response:
         first, _ = sse_read(response, stop_after=3)  # then the client drops the connection
     last = first[-1]["id"]
     run = wait_for_run(run_id)
-    with requests.get(url, headers={**auth(token), "Last-Event-ID": str(last)},
-                      stream=True, timeout=30) as response:
+    with requests.get(
+        url, headers={**auth(token), "Last-Event-ID": str(last)}, stream=True, timeout=30
+    ) as response:
         rest, _ = sse_read(response)
     assert [e["id"] for e in rest] == ids_of(run, after=last)
     assert [e["id"] for e in first + rest] == ids_of(run)
     # ?after= works the same way; a finished run with nothing more answers 204 (an
     # EventSource stops reconnecting).
-    with requests.get(url, params={"after": ids_of(run)[-2]}, headers=auth(token),
-                      stream=True, timeout=30) as response:
+    with requests.get(
+        url, params={"after": ids_of(run)[-2]}, headers=auth(token), stream=True, timeout=30
+    ) as response:
         tail, _ = sse_read(response)
     assert [e["id"] for e in tail] == ids_of(run)[-1:]
-    done = requests.get(url, headers={**auth(token), "Last-Event-ID": str(ids_of(run)[-1])},
-                        timeout=10)
+    done = requests.get(
+        url, headers={**auth(token), "Last-Event-ID": str(ids_of(run)[-1])}, timeout=10
+    )
     assert done.status_code == 204
 
 
@@ -456,7 +476,8 @@ def test_sse_refuses_anonymous_other_users_and_bad_tokens(web_server, user, othe
     anonymous = requests.get(url, timeout=10)
     assert anonymous.status_code == 401
     assert anonymous.json() == {
-        "error": "Authentication credentials were not provided or are invalid.", "errors": []
+        "error": "Authentication credentials were not provided or are invalid.",
+        "errors": [],
     }
     assert requests.get(url, headers=auth("nope"), timeout=10).status_code == 401
     bob = Token.objects.create(user=other_user).key

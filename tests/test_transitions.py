@@ -36,7 +36,12 @@ def test_every_node_state_is_reachable_from_pending():
 
 @pytest.mark.parametrize(
     "frm,to",
-    [(N.PENDING, N.RUNNING), (N.COMPLETED, N.RUNNING), (N.QUEUED, N.COMPLETED), (N.READY, N.RUNNING)],
+    [
+        (N.PENDING, N.RUNNING),
+        (N.COMPLETED, N.RUNNING),
+        (N.QUEUED, N.COMPLETED),
+        (N.READY, N.RUNNING),
+    ],
 )
 def test_illegal_node_transitions_raise(frm, to):
     with pytest.raises(InvalidTransition) as info:

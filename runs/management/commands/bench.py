@@ -25,26 +25,36 @@ class Command(BaseCommand):
         parser.add_argument("--reps", type=int, default=5, help="measured repetitions (median)")
         parser.add_argument("--warmup", type=int, default=1, help="unmeasured repetitions first")
         parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
-        parser.add_argument("--concurrency", type=int, default=0, help="worker processes (default: CPUs)")
         parser.add_argument(
-            "--running-workers", action="store_true",
+            "--concurrency", type=int, default=0, help="worker processes (default: CPUs)"
+        )
+        parser.add_argument(
+            "--running-workers",
+            action="store_true",
             help="use workers already serving the trellis-bench queue instead of starting one",
         )
-        parser.add_argument("--only", default=",".join(WORKLOADS), help="comma list of " + ",".join(WORKLOADS))
+        parser.add_argument(
+            "--only", default=",".join(WORKLOADS), help="comma list of " + ",".join(WORKLOADS)
+        )
         parser.add_argument("--json", dest="json_path", help="also write the results as JSON here")
 
     def handle(self, *args, **options):
         chosen = [w.strip() for w in options["only"].split(",") if w.strip()]
         unknown = sorted(set(chosen) - set(WORKLOADS))
         if unknown:
-            raise CommandError(f"unknown workload(s): {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+            raise CommandError(
+                f"unknown workload(s): {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+            )
         if options["reps"] < 1 or options["scale"] <= 0:
             raise CommandError("--reps must be at least 1 and --scale positive")
         user, _ = get_user_model().objects.get_or_create(username="trellis-bench")
         concurrency = options["concurrency"] or (len(__import__("os").sched_getaffinity(0)))
         log = Path(settings.TRELLIS_DATA_DIR) / "bench-worker.log"
         bench = Bench(
-            user, reps=options["reps"], warmup=options["warmup"], scale=options["scale"],
+            user,
+            reps=options["reps"],
+            warmup=options["warmup"],
+            scale=options["scale"],
             out=lambda line: self.stdout.write(line),
         )
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]

@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-
-from orchestration.processes import die_with_parent
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestration.processes import die_with_parent
 from runs.scheduler import save_workflow
 from runs.spec import SpecError
 
