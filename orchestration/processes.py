@@ -24,3 +24,19 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
 
 
 die_with_parent = _die_with_parent if sys.platform.startswith("linux") else None
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the database a connection uses, for child processes (a worker the
+    tests or the bench start must open the same database, e.g. the test database)."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        user = settings_dict.get("USER") or ""
+        password = settings_dict.get("PASSWORD") or ""
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"no DATABASE_URL form for the database engine {engine}")

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orchestration.processes import die_with_parent
+from orchestration.processes import database_url, die_with_parent
 
 from .tasks import bench_noop as noop
 
@@ -136,7 +136,8 @@ class WorkerPool:
             return self
         env = dict(os.environ, REDIS_URL=settings.REDIS_URL)
         env.setdefault("DJANGO_SETTINGS_MODULE", "orchestration.settings")
-        env["DATABASE_URL"] = _database_url()  # the database this process uses (tests: the test DB)
+        # The database this process uses (in the tests: the test database).
+        env["DATABASE_URL"] = database_url(connection.settings_dict)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -185,16 +186,6 @@ class WorkerPool:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 class Bench:

@@ -17,25 +17,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from orchestration.processes import die_with_parent
+from orchestration.processes import database_url, die_with_parent
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _database_url(settings_dict: dict) -> str:
-    engine = settings_dict["ENGINE"]
-    if engine.endswith("sqlite3"):
-        return f"sqlite:///{settings_dict['NAME']}"
-    if engine.endswith("postgresql"):
-        user = settings_dict.get("USER") or ""
-        password = settings_dict.get("PASSWORD") or ""
-        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        host = settings_dict.get("HOST") or "127.0.0.1"
-        port = settings_dict.get("PORT") or 5432
-        return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
-    raise RuntimeError(f"unsupported database engine for worker tests: {engine}")
 
 
 def _flush_redis() -> None:
@@ -140,7 +126,7 @@ def worker(django_db_setup, django_db_blocker, llm_server):
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         REDIS_URL=settings.REDIS_URL,
-        DATABASE_URL=_database_url(connection.settings_dict),
+        DATABASE_URL=database_url(connection.settings_dict),
         TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
         TRELLIS_EGRESS_ALLOW="127.0.0.1,localhost",
         TRELLIS_LLM_BASE_URL=llm_server.base_url,
@@ -166,7 +152,7 @@ def web_server(django_db_setup, django_db_blocker):
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         REDIS_URL=settings.REDIS_URL,
-        DATABASE_URL=_database_url(connection.settings_dict),
+        DATABASE_URL=database_url(connection.settings_dict),
         TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
         TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5",
         PYTHONUNBUFFERED="1",
