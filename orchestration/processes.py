@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 
@@ -40,3 +41,16 @@ def database_url(settings_dict: dict) -> str:
         port = settings_dict.get("PORT") or 5432
         return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
     raise RuntimeError(f"no DATABASE_URL form for the database engine {engine}")
+
+
+def stop_process_group(process, timeout: float = 20.0) -> None:
+    """SIGTERM a child started with ``start_new_session=True`` and its whole group (a worker
+    and its pool processes); SIGKILL what is left after ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

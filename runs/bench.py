@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orchestration.processes import database_url, die_with_parent
+from orchestration.processes import database_url, die_with_parent, stop_process_group
 
 from .tasks import bench_noop as noop
 
@@ -178,14 +178,7 @@ class WorkerPool:
         raise RuntimeError(f"bench worker not ready; see {self.log}")
 
     def __exit__(self, *exc: Any) -> None:
-        if self.process and self.process.poll() is None:
-            import signal
-
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process_group(self.process, timeout=30)
 
 
 class Bench:
@@ -400,8 +393,6 @@ class Bench:
         from channels.layers import get_channel_layer
 
         from .events import run_group
-        from .models import Run
-        from .services import start_new_run
 
         samples = self.size(samples, minimum=3)
         self.out(f"events: {samples} emits from a worker to a channel-group subscriber")
@@ -451,7 +442,6 @@ class Bench:
         self.out(
             f"  event latency p50 {result.extra['p50_ms']} ms, p95 {result.extra['p95_ms']} ms"
         )
-        del start_new_run, Run
 
     def queries_per_node(self) -> None:
         """Execute nodes in this process under the query log: SQL per node, for two sizes of

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from orchestration.processes import database_url, die_with_parent
+from orchestration.processes import database_url, die_with_parent, stop_process_group
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,13 +98,7 @@ class WorkerProcess:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, timeout=20)
 
 
 @pytest.fixture(scope="session")

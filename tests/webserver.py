@@ -3,15 +3,13 @@ free port, with the test session's database and Redis (as the worker fixture's).
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from orchestration.processes import die_with_parent
+from orchestration.processes import die_with_parent, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -65,10 +63,4 @@ class DaphneProcess:
         raise RuntimeError(f"daphne not listening after {timeout} s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc, timeout=10)

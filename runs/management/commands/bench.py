@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         if options["reps"] < 1 or options["scale"] <= 0:
             raise CommandError("--reps must be at least 1 and --scale positive")
         user, _ = get_user_model().objects.get_or_create(username="trellis-bench")
-        concurrency = options["concurrency"] or (len(__import__("os").sched_getaffinity(0)))
+        concurrency = options["concurrency"] or len(os.sched_getaffinity(0))
         log = Path(settings.TRELLIS_DATA_DIR) / "bench-worker.log"
         bench = Bench(
             user,
