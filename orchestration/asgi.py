@@ -23,9 +23,25 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from runs.consumers import websocket_urlpatterns  # noqa: E402
 from runs.streams import user_for_token  # noqa: E402
 
+TOKEN_SUBPROTOCOL = "trellis.token."
 
-class QueryTokenAuthMiddleware:
-    """``?token=<API token>`` authenticates a WebSocket (browsers cannot set headers on one).
+
+def socket_token(scope) -> str | None:
+    """The API token a WebSocket client offered, if any.
+
+    Browsers cannot set headers on a WebSocket, so a token comes as a subprotocol
+    (``new WebSocket(url, ["trellis", "trellis.token." + key])``, which stays out of access
+    logs) or as ``?token=<key>``. The subprotocol wins when both are given.
+    """
+    for protocol in scope.get("subprotocols") or ():
+        if protocol.startswith(TOKEN_SUBPROTOCOL):
+            return protocol[len(TOKEN_SUBPROTOCOL) :]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query["token"][-1] if "token" in query else None
+
+
+class TokenAuthMiddleware:
+    """An API token authenticates a WebSocket (see :func:`socket_token`).
 
     It runs inside ``AuthMiddlewareStack``: a token, when given, decides the user (an invalid
     one means anonymous, never a fall-back to the session cookie); without one the session's
@@ -36,9 +52,9 @@ class QueryTokenAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if "token" in query:
-            user = await database_sync_to_async(user_for_token)(query["token"][-1])
+        key = socket_token(scope)
+        if key is not None:
+            user = await database_sync_to_async(user_for_token)(key)
             scope = dict(scope, user=user or AnonymousUser())
         return await self.inner(scope, receive, send)
 
@@ -54,7 +70,7 @@ application = ProtocolTypeRouter(
         # Browsers send an Origin header; one outside ALLOWED_HOSTS is refused (cross-site
         # WebSocket hijacking), as is a missing one (STACK.md, trap 6).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(QueryTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -119,6 +119,14 @@ CHANNEL_LAYERS = {
         },
     }
 }
+# Shared by every web process: the API's throttle counters live here.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("TRELLIS_CHANNEL_PREFIX", "trellis") + ":cache",
+    }
+}
 
 # --- Celery (read by orchestration/celery.py through the CELERY_ namespace) ------------
 TRELLIS_MAX_NODE_TIMEOUT = env_int("TRELLIS_MAX_NODE_TIMEOUT", 3600, minimum=1)
@@ -197,6 +205,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "runs.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("TRELLIS_THROTTLE_ANON", "60/min"),
+        "user": env_rate("TRELLIS_THROTTLE_USER", "1200/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Trellis API",
@@ -209,6 +225,28 @@ SPECTACULAR_SETTINGS = {
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = TRELLIS_MAX_SPEC_BYTES + 64 * 1024
+
+# --- Security (DESIGN §13; README "Production") ----------------------------------------
+# Cookies are sent over HTTPS only unless DEBUG; HTTPS redirect and HSTS are the operator's
+# choice (a proxy may do them), and `manage.py check --deploy` says when they are off.
+SESSION_COOKIE_SECURE = env_bool("TRELLIS_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_SSL_REDIRECT = env_bool("TRELLIS_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("TRELLIS_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TRELLIS_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("TRELLIS_HSTS_PRELOAD", False)
+if env_bool("TRELLIS_BEHIND_PROXY", False):
+    # The proxy terminates TLS and says so; only set this behind a proxy that strips the
+    # header from clients.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# No CORS headers are ever sent: browsers keep other origins out of the API and the
+# dashboard. (Add django-cors-headers yourself if another origin must call the API.)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -197,7 +197,9 @@ class RunPagination(CursorPagination):
 class WorkflowListView(APIView):
     parser_classes = SPEC_PARSERS
 
-    @extend_schema(responses={200: AnyObject}, summary="List workflows")
+    @extend_schema(
+        responses={200: AnyObject}, summary="List workflows", operation_id="workflows_list"
+    )
     def get(self, request: Request) -> Response:
         paginator = WorkflowPagination()
         queryset = visible_workflows(request.user).select_related("owner")
@@ -243,7 +245,11 @@ class WorkflowDetailView(APIView):
 
 
 class WorkflowVersionsView(APIView):
-    @extend_schema(responses={200: AnyObject}, summary="Versions of a workflow")
+    @extend_schema(
+        responses={200: AnyObject},
+        summary="Versions of a workflow",
+        operation_id="workflow_versions_list",
+    )
     def get(self, request: Request, name: str) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
         versions = workflow.versions.select_related("workflow", "created_by").order_by("-version")
@@ -282,6 +288,7 @@ class RunListView(APIView):
         ],
         responses={200: AnyObject},
         summary="List runs",
+        operation_id="runs_list",
     )
     def get(self, request: Request) -> Response:
         runs = visible_runs(request.user).select_related("owner")
@@ -467,7 +474,9 @@ class SessionSerializer(serializers.Serializer):
 
 
 class SessionListView(APIView):
-    @extend_schema(responses={200: AnyObject}, summary="List sessions")
+    @extend_schema(
+        responses={200: AnyObject}, summary="List sessions", operation_id="sessions_list"
+    )
     def get(self, request: Request) -> Response:
         sessions = visible_sessions(request.user).select_related("owner")[:500]
         return Response({"results": [session_view(s) for s in sessions]})

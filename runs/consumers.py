@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+SUBPROTOCOL = "trellis"  # offered beside "trellis.token.<key>" (orchestration.asgi)
 RUN_LIST_BACKLOG = 500  # run.status events replayed to a run-list socket at most
 
 
@@ -57,6 +58,13 @@ def _after(scope: dict[str, Any]) -> int | None:
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     """Accept, then refuse with a close code: a close before accept reaches the browser as a
     bare handshake failure, without the reason."""
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        # A client that authenticates with a token subprotocol also offers "trellis"; the
+        # handshake must choose one of the offered protocols (never echo the token).
+        if subprotocol is None and SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
+            subprotocol = SUBPROTOCOL
+        await super().accept(subprotocol, headers)
 
     async def refuse(self, code: int) -> None:
         await self.accept()

@@ -32,6 +32,10 @@ if "TRELLIS_DATA_DIR" not in os.environ:
 os.environ.setdefault("TRELLIS_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("TRELLIS_WORKER_DEAD_AFTER", "4")
 os.environ.setdefault("TRELLIS_RESEND_QUEUED_AFTER", "3")
+# The suite makes thousands of API requests from one address within minutes; the throttle
+# itself is tested with its own low rates (tests/test_security_access.py).
+os.environ.setdefault("TRELLIS_THROTTLE_ANON", "100000/min")
+os.environ.setdefault("TRELLIS_THROTTLE_USER", "100000/min")
 
 from orchestration.settings import *  # noqa: E402,F403
 from orchestration.settings import DATABASES, INSTALLED_APPS, TRELLIS_DATA_DIR  # noqa: E402

@@ -40,6 +40,10 @@ def _load_settings(tmp_path, **env):
         ("TRELLIS_DEFAULT_BACKOFF", "-1"),
         ("REDIS_URL", "http://nope"),
         ("DATABASE_URL", "nosuchdb://x"),
+        ("TRELLIS_THROTTLE_USER", "fast"),
+        ("TRELLIS_THROTTLE_ANON", "10/fortnight"),
+        ("TRELLIS_HSTS_SECONDS", "-5"),
+        ("TRELLIS_SECURE_COOKIES", "sometimes"),
     ],
 )
 def test_bad_environment_value_stops_start_up_naming_the_variable(tmp_path, name, value):
@@ -62,3 +66,78 @@ def test_good_values_load(tmp_path):
 @pytest.mark.django_db
 def test_migrations_match_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+#: The production environment the README documents ("Production").
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k3y-" + "9f8e7d6c5b4a" * 5,
+    "ALLOWED_HOSTS": "trellis.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://trellis.example.com",
+    "TRELLIS_SSL_REDIRECT": "true",
+    "TRELLIS_HSTS_SECONDS": "31536000",
+    "TRELLIS_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "TRELLIS_HSTS_PRELOAD": "true",
+    "TRELLIS_BEHIND_PROXY": "true",
+}
+
+
+def _manage(tmp_path, *args, **env):
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "orchestration.settings",
+        "TRELLIS_DATA_DIR": str(tmp_path),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_deploy_check_is_clean_with_the_documented_production_settings(tmp_path):
+    result = _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_deploy_check_names_what_is_missing_without_them(tmp_path):
+    env = dict(PRODUCTION_ENV, TRELLIS_HSTS_SECONDS="0", TRELLIS_SSL_REDIRECT="false")
+    result = _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr and "security.W008" in result.stderr
+
+
+def test_production_cookies_are_secure_and_throttles_configurable(tmp_path):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.X_FRAME_OPTIONS, "
+        "s.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'])"
+    )
+    environment = {
+        **os.environ,
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": "orchestration.settings",
+        "TRELLIS_DATA_DIR": str(tmp_path),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "TRELLIS_THROTTLE_ANON": "off",
+        "TRELLIS_THROTTLE_USER": "30/hour",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "True",
+        "True",
+        "DENY",
+        "{'anon':",
+        "None,",
+        "'user':",
+        "'30/hour'}",
+    ]
