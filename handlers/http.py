@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .egress import check_url
+from .egress import GuardedAdapter, check_url, static_refusal
 from .registry import Context, Handler, HandlerError, register
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -37,6 +37,12 @@ _READ_CHUNK = 64 * 1024
 
 def _new_session() -> requests.Session:
     session = requests.Session()
+    # Connections go where the egress policy approved, and nowhere else: not through proxies
+    # named in the environment either (a proxy would make the connection on our behalf).
+    session.trust_env = False
+    guarded = GuardedAdapter()
+    session.mount("http://", guarded)
+    session.mount("https://", guarded)
     # One session serves every run of the process: never carry cookies from one to another.
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.headers["User-Agent"] = f"trellis {requests.utils.default_user_agent()}"
@@ -422,6 +428,10 @@ class CallExternalService(Handler):
         },
         "not": {"required": ["json", "body"]},
     }
+
+    def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        problem = static_refusal(config.get("url"))
+        return [("url", problem)] if problem else []
 
     def run(self, ctx: Context, config: dict[str, Any]) -> Any:
         method = str(config.get("method") or "GET").upper()

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
+from .egress import static_refusal
 from .http import error_excerpt, is_retryable_status, send
 from .registry import Context, Handler, HandlerError, register
 
@@ -175,6 +176,10 @@ class CallLLMService(Handler):
             },
         },
     }
+
+    def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        problem = static_refusal(config.get("base_url"))
+        return [("base_url", problem)] if problem else []
 
     def run(self, ctx: Context, config: dict[str, Any]) -> Any:
         default_base = _normalize_base(_setting("TRELLIS_LLM_BASE_URL"))

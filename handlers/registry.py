@@ -131,6 +131,14 @@ class Handler:
     def run(self, ctx: Context, config: dict[str, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """Checks beyond the schema at spec validation: ``(config key, sentence)`` problems.
+
+        Only literal values can be judged here (templates are checked when rendered); no
+        network access.
+        """
+        return []
+
 
 _handlers: dict[str, Handler] = {}
 _python_functions: dict[str, Callable[..., Any]] = {}

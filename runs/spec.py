@@ -590,6 +590,14 @@ class _Checker:
             reported = True
         if not reported and key is not None:
             self.valid_shapes.add(key)
+        if not reported:
+            try:
+                extra = get_handler(handler).check_config(config)
+            except Exception as exc:  # noqa: BLE001 - a broken handler must not break validation
+                extra = [("", f"handler {handler!r} could not check its config: {exc}")]
+            for config_key, message in extra:
+                where = _key_path(path, config_key) if config_key else path
+                self.errors.add(where, f"invalid config for handler {handler!r}: {message}")
 
     # -- graph
 

@@ -32,6 +32,9 @@ if "TRELLIS_DATA_DIR" not in os.environ:
 os.environ.setdefault("TRELLIS_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("TRELLIS_WORKER_DEAD_AFTER", "4")
 os.environ.setdefault("TRELLIS_RESEND_QUEUED_AFTER", "3")
+# The tests' HTTP and LLM servers listen on 127.0.0.1, which the egress policy refuses unless
+# allowed; tests of the refusal itself set the allow-list empty.
+os.environ.setdefault("TRELLIS_EGRESS_ALLOW", "127.0.0.1,localhost")
 # The suite makes thousands of API requests from one address within minutes; the throttle
 # itself is tested with its own low rates (tests/test_security_access.py).
 os.environ.setdefault("TRELLIS_THROTTLE_ANON", "100000/min")

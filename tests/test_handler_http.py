@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -234,6 +235,27 @@ def test_loopback_is_refused_unless_allowed(json_server: JsonServer, settings: A
     assert json_server.requests == []
     settings.TRELLIS_EGRESS_ALLOW = ["127.0.0.0/8"]
     assert call({"url": url})["status"] == 200
+
+
+def test_the_connection_itself_is_guarded_not_only_the_url_check(
+    json_server: JsonServer, settings: Any
+) -> None:
+    """DNS rebinding: a name that passed ``check_url`` may resolve elsewhere a moment later.
+    The transport resolves and checks again and connects only to what it approved, so a
+    request that skips ``check_url`` entirely is still refused before any byte is sent."""
+    from handlers.http import SESSION
+
+    port = urlsplit(json_server.url()).port
+    settings.TRELLIS_EGRESS_ALLOW = []
+    for host in ("localhost", "127.0.0.1", "2130706433", "0x7f000001", "127.1"):
+        with pytest.raises(HandlerError) as info:
+            SESSION.get(f"http://{host}:{port}/x", timeout=5)
+        assert "private/loopback/link-local" in info.value.message, host
+    assert json_server.requests == []
+    settings.TRELLIS_EGRESS_ALLOW = ["127.0.0.1"]
+    url = json_server.route("GET", "/x", json={"ok": True})
+    assert SESSION.get(url, timeout=5).json() == {"ok": True}
+    assert len(json_server.requests) == 1
 
 
 def test_body_over_10_mb_is_refused(json_server: JsonServer) -> None:
