@@ -26,8 +26,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from runs import control
 from runs.events import event_payload
+from runs.limits import PayloadTooLarge
 from runs.models import NodeRun, NodeState, Run, RunEvent, RunState, Worker, WorkflowVersion
 from runs.scheduler import scope_for, spec_for_version
+from runs.secrets import MaskedSecrets
 from runs.services import (
     deliver_event,
     start_new_run,
@@ -291,7 +293,7 @@ def rendered_config(run: Run, spec, node: NodeRun) -> tuple[Any, str]:
         return None, "rendered when the node starts"
     try:
         scope, _ = scope_for(run, spec, node_spec)
-        return render_value(config, scope), ""
+        return render_value(config, {**scope, "secrets": MaskedSecrets()}), ""
     except Exception as exc:  # noqa: BLE001 - shown in the panel, as the node would see it
         return None, f"cannot render now: {exc}"
 
@@ -432,6 +434,8 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
                 field_errors.setdefault(names[0] if names else JSON_FIELD, []).extend(general)
         except InvalidTransition as exc:
             return _answer(request, run, False, f"{node_id} is {exc.current}, not waiting.", 409)
+        except PayloadTooLarge as exc:
+            return _answer(request, run, False, f"Not sent: {exc.message}", 413)
     if field_errors:
         message = "; ".join(
             f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}" for k, v in field_errors.items()

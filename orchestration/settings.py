@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "runs.middleware.request_size_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -159,6 +160,8 @@ TRELLIS_MAX_NODES = env_int("TRELLIS_MAX_NODES", 10000, minimum=1)
 TRELLIS_MAX_SPEC_BYTES = env_int("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024, minimum=1024)
 TRELLIS_MAX_TEMPLATE_LENGTH = env_int("TRELLIS_MAX_TEMPLATE_LENGTH", 10000, minimum=10)
 TRELLIS_MAX_MAP_ITEMS = env_int("TRELLIS_MAX_MAP_ITEMS", 1000, minimum=1)
+TRELLIS_MAX_EVENT_BYTES = env_int("TRELLIS_MAX_EVENT_BYTES", 256 * 1024, minimum=256)
+TRELLIS_MAX_JSON_DEPTH = env_int("TRELLIS_MAX_JSON_DEPTH", 64, minimum=4)
 TRELLIS_MAX_OUTPUT_BYTES = env_int("TRELLIS_MAX_OUTPUT_BYTES", 5 * 1024 * 1024, minimum=1024)
 TRELLIS_DEFAULT_NODE_TIMEOUT = env_int("TRELLIS_DEFAULT_NODE_TIMEOUT", 300, minimum=1)
 TRELLIS_DEFAULT_RETRIES = env_int("TRELLIS_DEFAULT_RETRIES", 0, minimum=0)
@@ -205,6 +208,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "runs.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_PARSER_CLASSES": ["runs.parsers.LimitedJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -224,7 +228,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = TRELLIS_MAX_SPEC_BYTES + 64 * 1024
+TRELLIS_MAX_REQUEST_BYTES = env_int(
+    "TRELLIS_MAX_REQUEST_BYTES", TRELLIS_MAX_SPEC_BYTES + 64 * 1024, minimum=1024
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRELLIS_MAX_REQUEST_BYTES
 
 # --- Security (DESIGN §13; README "Production") ----------------------------------------
 # Cookies are sent over HTTPS only unless DEBUG; HTTPS redirect and HSTS are the operator's

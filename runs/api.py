@@ -10,21 +10,25 @@ import time
 import uuid
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import control
+from .limits import PayloadTooLarge
+from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, RunState, Session, Worker, WorkflowVersion
+from .parsers import LimitedJSONParser
 from .scheduler import create_run, save_workflow, spec_for_version, start_run
 from .services import (
     deliver_event,
@@ -73,6 +77,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, PermissionError):
         return error_response(str(exc), 403)
+    if isinstance(exc, RequestDataTooBig):
+        return too_large_response(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    if isinstance(exc, PayloadTooLarge):
+        return error_response(exc.message, 413, [{"path": exc.path, "message": exc.message}])
     if isinstance(exc, ObjectDoesNotExist):
         exc = Http404()
     response = drf_exception_handler(exc, context)
@@ -103,7 +111,7 @@ class YamlTextParser(SpecParser):
     media_type = "text/yaml"
 
 
-SPEC_PARSERS = [JSONParser, SpecParser, YamlTextParser]
+SPEC_PARSERS = [LimitedJSONParser, SpecParser, YamlTextParser]
 
 # --------------------------------------------------------------------------------------
 # Shapes

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
+from .limits import check_event_data
 from .models import NodeRun, NodeState, Run, Session, Workflow, WorkflowVersion
 from .scheduler import create_run, settle_waiting, spec_for_version, start_run
 from .spec import SpecError, apply_overrides
@@ -128,8 +129,10 @@ def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
     """Complete a WAITING `wait_for_event` node with posted data (human in the loop).
 
     Raises NodeRun.DoesNotExist for an unknown node, InvalidTransition when it is not
-    waiting, SpecError when the data does not match the node's ``schema``.
+    waiting, SpecError when the data does not match the node's ``schema``, PayloadTooLarge
+    when it is over ``TRELLIS_MAX_EVENT_BYTES``.
     """
+    check_event_data(data)
     node = NodeRun.objects.get(run=run, node_id=node_id)
     if node.handler != "wait_for_event" or node.state != NodeState.WAITING:
         raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)

@@ -3,6 +3,7 @@ and never wait on other tasks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from . import (
     templating,
     workers,  # noqa: F401 - connects the heartbeat to worker signals
 )
+from .limits import clip_event_data
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import (
     claim_node,
@@ -38,6 +40,7 @@ from .scheduler import (
     scope_for,
     spec_for_version,
 )
+from .secrets import Secrets
 from .sessions import session_state, update_session
 from .spec import SpecError
 from .transitions import record_event
@@ -107,6 +110,7 @@ class _Execution:
         self.node_spec = self.spec.nodes[node.node_id]
         self._cancel_checked_at = 0.0
         self._cancelled = False
+        self.secrets = Secrets()  # what the config used; taken out of all the node produces
 
     def config(self) -> dict[str, Any]:
         config = dict(self.node_spec.config)
@@ -130,7 +134,8 @@ class _Execution:
 
     def _emit(self, kind: str, data: Any) -> None:
         kind = kind if "." in kind else f"node.{kind}"
-        record_event(self.run.pk, kind, data, node_id=self.node.node_id)
+        data = self.secrets.redact(data)
+        record_event(self.run.pk, kind, clip_event_data(data), node_id=self.node.node_id)
 
     def _is_cancelled(self) -> bool:
         # Handlers may poll in a loop: ask the database at most twice a second.
@@ -149,11 +154,14 @@ class _Execution:
         )
 
     def call_handler(self, scope: dict[str, Any], upstream: dict[str, Any]) -> Any:
-        config = templating.render_value(self.config(), scope)
+        config = templating.render_value(self.config(), {**scope, "secrets": self.secrets})
         output = get_handler(self.node_spec.handler).run(self.context(upstream), config)
+        if isinstance(output, StartChildRun) and self.secrets.used:
+            # the child's inputs are stored and shown like any run's
+            return dataclasses.replace(output, inputs=self.secrets.redact(output.inputs))
         if isinstance(output, WaitForEvent | StartChildRun):
             return output
-        return _checked_output(output)
+        return _checked_output(self.secrets.redact(output))
 
 
 @shared_task(bind=True, name="trellis.execute_node", ignore_result=True)
@@ -177,8 +185,14 @@ def execute_node(self, node_pk: int, token: str) -> None:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         failure = _failure_from(exc, execution.node_spec.timeout)
+        failure.error = execution.secrets.redact(failure.error)
         if failure.error["type"] not in ("HandlerError", "Timeout"):
-            logger.warning("node %s of run %s failed", node.node_id, node.run_id, exc_info=True)
+            logger.warning(  # the recorded (redacted) traceback, not exc_info: no secrets
+                "node %s of run %s failed: %s",
+                node.node_id,
+                node.run_id,
+                failure.error["traceback"] or failure.error["message"],
+            )
         finish_node(
             node,
             N.FAILED,
@@ -266,6 +280,7 @@ def run_map_item(node_pk: int, token: str, index: int, item: Any) -> dict[str, A
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         failure = _failure_from(exc, execution.node_spec.timeout)
+        failure.error = execution.secrets.redact(failure.error)
         failure.error["message"] = f"item {index}: {failure.error['message']}"
         return {"error": failure.error, "retryable": failure.retryable}
 

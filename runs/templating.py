@@ -579,6 +579,8 @@ def _snippet(source: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     """Turn a Jinja/Python exception into a sentence for users."""
+    if isinstance(getattr(exc, "user_message", None), str):
+        return exc.user_message  # an error that already speaks to users (a missing secret)
     if isinstance(exc, UndefinedError):
         message = str(exc.message or exc)
         if match := _UNDEFINED_NAME.match(message):

@@ -35,6 +35,8 @@ os.environ.setdefault("TRELLIS_RESEND_QUEUED_AFTER", "3")
 # The tests' HTTP and LLM servers listen on 127.0.0.1, which the egress policy refuses unless
 # allowed; tests of the refusal itself set the allow-list empty.
 os.environ.setdefault("TRELLIS_EGRESS_ALLOW", "127.0.0.1,localhost")
+# A secret for tests/test_secrets.py (workers inherit it, as they would in production).
+os.environ.setdefault("TRELLIS_SECRET_TEST_TOKEN", "tok-7f3a9c1e5b")
 # The suite makes thousands of API requests from one address within minutes; the throttle
 # itself is tested with its own low rates (tests/test_security_access.py).
 os.environ.setdefault("TRELLIS_THROTTLE_ANON", "100000/min")
