@@ -80,6 +80,17 @@ class Python(Handler):
         },
     }
 
+    def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        name = config.get("function")
+        if not isinstance(name, str) or "{{" in name or "{%" in name:
+            return []
+        try:
+            get_python_function(name)
+        except KeyError:
+            known = ", ".join(python_function_names()) or "(none)"
+            return [("function", f"no python function registered as {name!r}; registered: {known}")]
+        return []
+
     def run(self, ctx: Context, config: dict[str, Any]) -> Any:
         name = str(config["function"])
         kwargs = config.get("kwargs") or {}

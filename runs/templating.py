@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import re
 import string
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -66,6 +68,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
 )
 
 _DEFAULT_MAX_RENDERED = 1_000_000
+_DEFAULT_MAX_SECONDS = 2.0
 _SNIPPET_LENGTH = 80
 _CACHE_SIZE = 4096  # compiled Jinja templates and expressions
 _ANALYSIS_CACHE_SIZE = 32768  # small entries; covers every template of a 10,000-node spec
@@ -90,6 +93,35 @@ def _setting(name: str, default: Any) -> Any:
 
 def _max_rendered() -> int:
     return int(_setting("TRELLIS_MAX_RENDERED_BYTES", _DEFAULT_MAX_RENDERED))
+
+
+# --------------------------------------------------------------------------- time bound
+
+_clock = threading.local()  # .deadline: time.monotonic() after which rendering stops
+
+
+def _max_seconds() -> float:
+    return float(_setting("TRELLIS_MAX_RENDER_SECONDS", _DEFAULT_MAX_SECONDS))
+
+
+def _check_time() -> None:
+    deadline = getattr(_clock, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise SecurityError(
+            f"the template took longer than {_max_seconds():g} s to render "
+            "(TRELLIS_MAX_RENDER_SECONDS)"
+        )
+
+
+def _guarded_iter(iterable: Any) -> Iterator[Any]:
+    """What every ``{% for %}`` loop iterates: the same items, with the clock checked."""
+    for count, item in enumerate(iterable):
+        if not count & 255:
+            _check_time()
+        yield item
+
+
+_ITER_GUARD = "_trellis_loop_items"
 
 
 # --------------------------------------------------------------------------- environment
@@ -175,13 +207,27 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "%"})
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jnodes.Template:
+        # Every loop iterates through _guarded_iter, so that no loop outlives the clock.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(jnodes.For):
+            guard = jnodes.Name(_ITER_GUARD, "load", lineno=loop.lineno)
+            loop.iter = jnodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
+        return tree
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        _check_time()
         # JSON objects: a key wins over a dict method of the same name (items, keys, ...).
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _check_time()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        _check_time()
         limit = _max_rendered()
         if operator_ == "*":
             _check_repeat(left, right, limit)
@@ -200,6 +246,7 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator_, left, right)
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _check_time()
         _check_str_method(obj, args, kwargs)
         return super().call(context, obj, *args, **kwargs)
 
@@ -259,6 +306,7 @@ _install_filter_guards(env)
 
 #: Names templates may use that Jinja itself provides (range, dict, namespace, ...).
 JINJA_GLOBALS: frozenset[str] = frozenset(env.globals)
+env.globals[_ITER_GUARD] = _guarded_iter  # not for templates: analyze() refuses the name
 
 
 # --------------------------------------------------------------------------- fast path
@@ -386,7 +434,43 @@ _FORBIDDEN_TAGS: tuple[tuple[type[jnodes.Node], str], ...] = (
     (jnodes.Include, "include"),
     (jnodes.Import, "import"),
     (jnodes.FromImport, "from ... import"),
+    (jnodes.Macro, "macro"),  # recursion with fan-out: exponential work from a few bytes
+    (jnodes.CallBlock, "call"),
 )
+
+_PRIVATE_FORMAT_FIELD = re.compile(r"\{[^{}]*[.\[]\s*['\"]?_")
+
+
+def _private_access(tree: jnodes.Node) -> str | None:
+    """A sentence when the template reads a ``_private`` attribute or key (``__class__``,
+    ``__globals__``, ``attr('__x__')``, ``'{0.__class__}'.format(x)``), else None."""
+    for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Filter, jnodes.Call)):
+        name: Any = None
+        if isinstance(node, jnodes.Getattr):
+            name = node.attr
+        elif isinstance(node, jnodes.Getitem) and isinstance(node.arg, jnodes.Const):
+            name = node.arg.value
+        elif isinstance(node, jnodes.Filter) and node.name == "attr" and node.args:
+            arg = node.args[0]
+            name = arg.value if isinstance(arg, jnodes.Const) else "_"
+        elif isinstance(node, jnodes.Call) and isinstance(node.node, jnodes.Getattr):
+            target = node.node.node
+            if (
+                node.node.attr in ("format", "format_map")
+                and isinstance(target, jnodes.Const)
+                and isinstance(target.value, str)
+                and _PRIVATE_FORMAT_FIELD.search(target.value)
+            ):
+                return (
+                    f"template formats a private attribute on line {node.lineno}, which is "
+                    "not allowed"
+                )
+        if isinstance(name, str) and name.startswith("_"):
+            return (
+                f"template reads {name!r} on line {node.lineno}: names starting with '_' "
+                "are not allowed"
+            )
+    return None
 
 
 @lru_cache(maxsize=_ANALYSIS_CACHE_SIZE)
@@ -400,6 +484,14 @@ def analyze(source: str) -> TemplateInfo:
             for path in paths
             if path.head == "nodes" and path.steps and isinstance(path.steps[0][1], str)
         }
+        for path in paths:
+            for _is_attribute, key in path.steps:
+                if isinstance(key, str) and key.startswith("_"):
+                    return TemplateInfo(
+                        f"template reads {key!r}: names starting with '_' are not allowed",
+                        frozenset(),
+                        frozenset(),
+                    )
         return TemplateInfo(None, frozenset(p.head for p in paths), frozenset(node_keys))
     try:
         tree = env.parse(source)
@@ -416,6 +508,13 @@ def analyze(source: str) -> TemplateInfo:
                 frozenset(),
                 frozenset(),
             )
+    private = _private_access(tree)
+    if private is not None:
+        return TemplateInfo(private, frozenset(), frozenset())
+    if _ITER_GUARD in source:
+        return TemplateInfo(
+            f"template uses the reserved name {_ITER_GUARD!r}", frozenset(), frozenset()
+        )
     for filter_node in tree.find_all(jnodes.Filter):
         if filter_node.name not in env.filters:
             return TemplateInfo(
@@ -432,7 +531,7 @@ def analyze(source: str) -> TemplateInfo:
                 frozenset(),
             )
     if "{%" in source:
-        names = frozenset(meta.find_undeclared_variables(tree))
+        names = frozenset(meta.find_undeclared_variables(tree)) - {_ITER_GUARD}
     else:  # expressions alone cannot declare names
         names = frozenset(n.name for n in tree.find_all(jnodes.Name) if n.ctx == "load")
     node_keys: set[str] = set()
@@ -680,7 +779,9 @@ def _render_text(source: str, scope: Mapping[str, Any]) -> str:
         chunks = _template(source).generate(scope)
     pieces: list[str] = []
     size = 0
-    for chunk in chunks:
+    for count, chunk in enumerate(chunks):
+        if not count & 255:
+            _check_time()
         size += len(chunk)
         if size > limit:
             raise _too_long(limit, source)
@@ -692,6 +793,9 @@ def render_string(source: str, scope: Mapping[str, Any]) -> Any:
     """Render one string: native value for a lone expression, else text; plain text as is."""
     if "{{" not in source and "{%" not in source:
         return source
+    outermost = getattr(_clock, "deadline", None) is None
+    if outermost:
+        _clock.deadline = time.monotonic() + _max_seconds()
     try:
         expression = _single_expression(source)
         if expression is not None:
@@ -703,6 +807,9 @@ def render_string(source: str, scope: Mapping[str, Any]) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - every render failure is a node failure
         raise _error(exc, source) from None
+    finally:
+        if outermost:
+            _clock.deadline = None
 
 
 def render_value(value: Any, scope: Mapping[str, Any]) -> Any:
