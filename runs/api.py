@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import control
-from .limits import PayloadTooLarge
+from .limits import PayloadTooLarge, json_size
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, RunState, Session, Worker, WorkflowVersion
 from .parsers import LimitedJSONParser
@@ -225,8 +225,21 @@ class WorkflowListView(APIView):
         return Response(body, status=201 if created else 200)
 
 
-def _spec_body(request: Request) -> Any:
+def _sized_spec(request: Request) -> Any:
+    """The request's spec, refused (400, as DESIGN §2 says) when over TRELLIS_MAX_SPEC_BYTES.
+    YAML bodies were measured as text by their parser; JSON ones are measured here."""
     data = request.data
+    limit = settings.TRELLIS_MAX_SPEC_BYTES
+    if (size := json_size(data)) > limit:
+        message = (
+            f"the spec is {size} bytes, more than the limit of {limit} (TRELLIS_MAX_SPEC_BYTES)."
+        )
+        raise SpecError([{"path": "$", "message": message}])
+    return data
+
+
+def _spec_body(request: Request) -> Any:
+    data = _sized_spec(request)
     if not isinstance(data, dict):
         raise SpecError([{"path": "$", "message": "the spec must be a JSON object"}])
     return data
@@ -237,7 +250,7 @@ class WorkflowValidateView(APIView):
 
     @extend_schema(request=AnyObject, responses={200: AnyObject}, summary="Validate a spec")
     def post(self, request: Request) -> Response:
-        doc = request.data
+        doc = _sized_spec(request)
         errors = validate_spec(doc)
         plan = parse_spec(doc).layers if not errors else []
         return Response({"valid": not errors, "errors": errors, "plan": plan})
