@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -83,6 +84,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(exc.message, 413, [{"path": exc.path, "message": exc.message}])
     if isinstance(exc, ObjectDoesNotExist):
         exc = Http404()
+    if isinstance(exc, DjangoValidationError):  # a value the database would not take
+        return error_response("; ".join(exc.messages) or "invalid value", 400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -387,6 +390,10 @@ class RunListView(APIView):
 
 
 def _run_for(request: Request, run_id) -> Run:
+    try:  # seed-004 routes take any 36 hex digits and dashes, not only UUIDs
+        run_id = uuid.UUID(str(run_id))
+    except ValueError:
+        raise Http404 from None
     return visible_runs(request.user).select_related("owner").get(pk=run_id)
 
 
