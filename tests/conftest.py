@@ -21,6 +21,15 @@ from orchestration.processes import database_url, die_with_parent, stop_process_
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Lines tests want in the terminal summary even when they pass (e.g. fuzzing counts).
+SUMMARY_LINES = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for line in config.stash.get(SUMMARY_LINES, []):
+        terminalreporter.write_line(line)
+
+
 ARTIFACTS = ROOT / "test-artifacts"
 
 

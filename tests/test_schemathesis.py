@@ -17,6 +17,8 @@ from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from tests.conftest import SUMMARY_LINES
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 EXAMPLES_PER_OPERATION = 30  # per generation mode
@@ -32,7 +34,7 @@ def _error_shape(response: requests.Response, label: str) -> None:
     assert isinstance(body.get("errors"), list), (label, body)
 
 
-def test_generated_requests_never_get_a_server_error(web_server, user):
+def test_generated_requests_never_get_a_server_error(web_server, user, request):
     token = Token.objects.create(user=user).key
     headers = {"Authorization": f"Token {token}"}
     schema = schemathesis.openapi.from_url(f"{web_server}/api/schema/")
@@ -70,9 +72,11 @@ def test_generated_requests_never_get_a_server_error(web_server, user):
                 assert mode is GenerationMode.NEGATIVE, operation.label
 
     total = sum(sent.values())
-    print(
-        f"\nschemathesis: {total} cases over {len(sent)} operations; "
+    summary = (
+        f"schemathesis: {total} cases over {len(sent)} operations; "
         f"statuses {sorted(statuses.items())}"
     )
+    print("\n" + summary)
+    request.config.stash.setdefault(SUMMARY_LINES, []).append(summary)  # printed at the end
     assert total >= MINIMUM_CASES, sent
     assert not any(code >= 500 for code in statuses)
