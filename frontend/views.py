@@ -41,7 +41,7 @@ from runs.services import (
 from runs.spec import SpecError
 from runs.templating import render_value
 from runs.transitions import RUN_FINISHED, InvalidTransition
-from runs.workers import liveness
+from runs.workers import liveness, queue_warnings
 
 from .dag import layout_for_spec
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
@@ -253,6 +253,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
             "result_json": pretty_json(run.result) if run.result is not None else "",
             "finished": run.status in RUN_FINISHED,
             "children": children,
+            "queue_warnings": queue_warnings(nodes.values()),
             "state_order": STATE_ORDER,
             "page_data": {
                 "run": str(run.pk),

@@ -42,6 +42,7 @@ from .services import (
 from .sessions import update_session
 from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .transitions import RUN_FINISHED, InvalidTransition
+from .workers import queue_warnings
 
 # --------------------------------------------------------------------------------------
 # Errors
@@ -124,7 +125,7 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def node_view(node: NodeRun) -> dict[str, Any]:
+def node_view(node: NodeRun, warning: str | None = None) -> dict[str, Any]:
     return {
         "id": node.node_id,
         "handler": node.handler,
@@ -139,6 +140,7 @@ def node_view(node: NodeRun) -> dict[str, Any]:
         "queued_at": _iso(node.queued_at),
         "started_at": _iso(node.started_at),
         "finished_at": _iso(node.finished_at),
+        "warning": warning,
     }
 
 
@@ -159,7 +161,10 @@ def run_view(run: Run, *, nodes: bool = False) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
     }
     if nodes:
-        data["nodes"] = [node_view(node) for node in run.nodes.order_by("id")]
+        rows = list(run.nodes.order_by("id"))
+        warnings = queue_warnings(rows)
+        data["nodes"] = [node_view(node, warnings.get(node.node_id)) for node in rows]
+        data["warnings"] = [f"node {node_id} {text}" for node_id, text in warnings.items()]
         data["result"] = run.result
     return data
 

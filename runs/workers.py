@@ -54,6 +54,31 @@ def liveness(worker: Worker, at=None) -> str:
     return "dead"
 
 
+def served_queues(at=None) -> set[str]:
+    """Queues that some worker not yet declared dead consumes from."""
+    at = at or now()
+    recent = Worker.objects.filter(
+        stopped_at__isnull=True,
+        last_seen__gte=at - timedelta(seconds=settings.TRELLIS_WORKER_DEAD_AFTER),
+    )
+    return {queue for queues in recent.values_list("queues", flat=True) for queue in queues or ()}
+
+
+def queue_warnings(nodes, served: set[str] | None = None) -> dict[str, str]:
+    """``{node id: sentence}`` for nodes waiting in a queue that no live worker serves, so
+    that they do not wait silently (they run as soon as such a worker starts)."""
+    waiting = [node for node in nodes if node.state in (N.READY, N.QUEUED)]
+    if not waiting:
+        return {}
+    served = served_queues() if served is None else served
+    return {
+        node.node_id: f"waits in queue {node.queue!r}, which no live worker serves "
+        f"(start one with: celery -A orchestration worker -Q {node.queue})"
+        for node in waiting
+        if node.queue not in served
+    }
+
+
 def worker_view(worker: Worker) -> dict[str, Any]:
     return {
         "hostname": worker.hostname,
