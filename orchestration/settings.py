@@ -179,6 +179,7 @@ TRELLIS_HEARTBEAT_SECONDS = env_float("TRELLIS_HEARTBEAT_SECONDS", 5.0, minimum=
 TRELLIS_WORKER_DEAD_AFTER = env_float("TRELLIS_WORKER_DEAD_AFTER", 30.0, minimum=0.5)
 TRELLIS_RECONCILE_SECONDS = env_float("TRELLIS_RECONCILE_SECONDS", 5.0, minimum=0.5)
 TRELLIS_RESEND_QUEUED_AFTER = env_float("TRELLIS_RESEND_QUEUED_AFTER", 120.0, minimum=1)
+TRELLIS_SHUTDOWN_GRACE = env_float("TRELLIS_SHUTDOWN_GRACE", 25.0, minimum=0)
 TRELLIS_LOST_ATTEMPTS = env_int("TRELLIS_LOST_ATTEMPTS", 3, minimum=0)
 # Event streams (WebSocket and SSE): a comment line after this many idle seconds keeps proxies
 # from closing an SSE stream; an idle stream re-reads the event table this often, in case a

@@ -16,9 +16,12 @@ compare-and-set records it COMPLETED exactly once, and no run is left unfinished
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -154,6 +157,57 @@ def _stop_heartbeat(sender=None, **kwargs) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Bounded warm shutdown
+
+
+@signals.worker_shutting_down.connect
+def _bound_warm_shutdown(sender=None, how=None, **kwargs) -> None:
+    """SIGTERM: Celery stops taking messages and waits for running tasks, without a bound.
+    Give running nodes ``TRELLIS_SHUTDOWN_GRACE`` seconds; then queue those still running
+    again for other workers (a new dispatch token, so the interrupted attempt can never
+    finish them too) and stop the pool processes running them, so the worker exits."""
+    if how != "Warm" or not sender:
+        return
+    threading.Thread(
+        target=_requeue_after_grace,
+        args=(str(sender), settings.TRELLIS_SHUTDOWN_GRACE),
+        name="trellis-shutdown",
+        daemon=True,
+    ).start()
+
+
+def _running_here(hostname: str):
+    return NodeRun.objects.filter(state=N.RUNNING, worker=hostname)
+
+
+def _requeue_after_grace(hostname: str, grace: float) -> None:
+    deadline = time.monotonic() + grace
+    try:
+        while time.monotonic() < deadline:
+            close_old_connections()
+            if not _running_here(hostname).exists():
+                return
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        for node in _running_here(hostname):
+            requeue_lost(node, reason=f"worker {hostname} shut down while the node ran")
+            if node.worker_pid and node.worker_pid != os.getpid():
+                logger.warning(
+                    "shutdown grace of %gs is over: node %s of run %s queued again; "
+                    "stopping pool process %s",
+                    grace,
+                    node.node_id,
+                    node.run_id,
+                    node.worker_pid,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.worker_pid, signal.SIGKILL)
+    except Exception:  # noqa: BLE001 - the reconciler re-queues them once the worker is dead
+        logger.exception("could not re-queue the nodes of %s at shutdown", hostname)
+    finally:
+        close_old_connections()
+
+
+# --------------------------------------------------------------------------------------
 # Reconciler
 
 
@@ -170,7 +224,7 @@ def _lost(node: NodeRun, workers: dict[str, Worker], at) -> bool:
     return node.worker_pid is not None and node.worker_pid not in (worker.pool_pids or [])
 
 
-def requeue_lost(node: NodeRun) -> bool:
+def requeue_lost(node: NodeRun, reason: str | None = None) -> bool:
     """A RUNNING node whose execution was lost: queue it again, counting the attempt."""
     run = (
         Run.objects.select_related("workflow_version")
@@ -178,7 +232,7 @@ def requeue_lost(node: NodeRun) -> bool:
         .get(pk=node.run_id)
     )
     spec = spec_for_version(run.workflow_version_id)
-    message = f"worker {node.worker or '?'} was lost while the node ran"
+    message = reason or f"worker {node.worker or '?'} was lost while the node ran"
     if node.attempt >= node.max_attempts + settings.TRELLIS_LOST_ATTEMPTS:
         error = {"message": message, "type": "WorkerLost", "traceback": ""}
         return finish_node(node, N.FAILED, token=node.dispatch_token, error=error) is not None

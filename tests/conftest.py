@@ -88,6 +88,8 @@ class WorkerProcess:
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60) -> None:
+        import redis
+
         from orchestration.celery import app
 
         deadline = time.monotonic() + timeout
@@ -95,7 +97,13 @@ class WorkerProcess:
             assert self.proc and self.proc.poll() is None, (
                 f"worker exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
             )
-            replies = app.control.ping(timeout=0.5)
+            try:
+                replies = app.control.ping(timeout=0.5)
+            except (OSError, redis.exceptions.ConnectionError):
+                # a pooled broker connection from before a Redis restart: the next ping
+                # gets a fresh one
+                time.sleep(0.2)
+                continue
             if any(name.startswith(f"{self.name}@") for reply in replies for name in reply):
                 return
         raise RuntimeError(f"worker not ready after {timeout} s; see {self.log_path}")

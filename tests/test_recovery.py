@@ -185,3 +185,51 @@ def test_workers_report_heartbeats(worker, api):
     assert mine, workers
     assert mine[0]["liveness"] == "alive"
     assert "default" in mine[0]["queues"] and mine[0]["concurrency"] == 4
+
+
+@pytest.fixture
+def draining_worker(worker):
+    """A worker on the `drain` queue with a 3 s shutdown grace, that a test sends SIGTERM."""
+    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE="3")
+    process = WorkerProcess(env, concurrency=2, queues="drain", name="drain")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
+    draining_worker, worker, api
+):
+    name = create(
+        api,
+        [
+            py("short", "sleep", kwargs={"seconds": 1.5}, queue="drain"),
+            py("long", "sleep", kwargs={"seconds": 12}, queue="drain"),
+            py("after", "add", ["short", "long"], kwargs={"a": 1, "b": 2}),
+        ],
+    )
+    run_id = start(api, name)
+    wait_node(run_id, "short", {"RUNNING"})
+    wait_node(run_id, "long", {"RUNNING"})
+    signalled = time.monotonic()
+    os.kill(draining_worker.proc.pid, signal.SIGTERM)  # warm shutdown, as `docker stop`
+    draining_worker.proc.wait(timeout=40)
+    exited_after = time.monotonic() - signalled
+    short = NodeRun.objects.get(run_id=run_id, node_id="short")
+    long = NodeRun.objects.get(run_id=run_id, node_id="long")
+    # The short node finished on the stopping worker; the long one was queued again, not
+    # stranded RUNNING on a worker that is gone.
+    assert short.state == "COMPLETED" and short.attempt == 1
+    assert short.worker.startswith("drain-")
+    assert long.state == "QUEUED", long.state
+    assert [a["state"] for a in long.attempts] == ["LOST"]
+    assert "shut down while the node ran" in long.attempts[0]["error"]
+    assert exited_after < 3 + 15, f"the worker took {exited_after:.1f} s to stop"
+
+    draining_worker.start()  # a worker for the queue again (a new container, say)
+    run = wait_for_run(run_id, timeout=90)
+    assert run.status == "COMPLETED", run.error
+    long = NodeRun.objects.get(pk=long.pk)
+    assert long.attempt == 2 and [a["state"] for a in long.attempts] == ["LOST", "COMPLETED"]
+    assert completed_events(run_id, "long") == 1 and completed_events(run_id, "short") == 1
+    print(f"worker stopped {exited_after:.1f} s after SIGTERM (grace 3 s)")
