@@ -175,6 +175,8 @@ TRELLIS_STREAM_RECHECK_SECONDS = env_float("TRELLIS_STREAM_RECHECK_SECONDS", 5.0
 # daphne serves no static files (STACK.md, trap 5): the dashboard's CSS and JS are served by
 # the ASGI app unless a proxy or WhiteNoise does it (then set this to false).
 TRELLIS_SERVE_STATIC = env_bool("TRELLIS_SERVE_STATIC", True)
+# /metrics answers a staff session, or `Authorization: Bearer <this>` when it is set.
+TRELLIS_METRICS_TOKEN = env_str("TRELLIS_METRICS_TOKEN", "")
 CELERY_BEAT_SCHEDULE = {
     "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
 }
