@@ -180,6 +180,11 @@ TRELLIS_METRICS_TOKEN = env_str("TRELLIS_METRICS_TOKEN", "")
 CELERY_BEAT_SCHEDULE = {
     "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
 }
+# Retention: with a number of days, beat deletes finished runs older than that every hour
+# (manage.py purge_runs does the same by hand). 0, the default, keeps everything.
+TRELLIS_RETENTION_DAYS = env_int("TRELLIS_RETENTION_DAYS", 0, minimum=0)
+if TRELLIS_RETENTION_DAYS:
+    CELERY_BEAT_SCHEDULE["trellis-purge-runs"] = {"task": "trellis.purge_runs", "schedule": 3600.0}
 
 # --- Auth, API ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
