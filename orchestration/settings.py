@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -225,11 +226,28 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = TRELLIS_DATA_DIR / "static"
 
+# `json`: one JSON object per line (time, level, logger, message, and run_id / node_id while
+# a worker executes a node), for log shippers; `text` for people.
+TRELLIS_LOG_FORMAT = env_choice("TRELLIS_LOG_FORMAT", "text", ("text", "json"))
+if TRELLIS_LOG_FORMAT == "json":
+    # Python warnings (Celery's "running as root", deprecations) become records too, rather
+    # than raw lines on stderr in the middle of the JSON.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"run_context": {"()": "runs.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "runs.logcontext.JSONFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if TRELLIS_LOG_FORMAT == "json" else "plain",
+            "filters": ["run_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("TRELLIS_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

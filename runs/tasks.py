@@ -28,6 +28,7 @@ from . import (
     templating,
     workers,  # noqa: F401 - connects the heartbeat to worker signals
 )
+from .logcontext import bind_log_context
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import (
     claim_node,
@@ -163,6 +164,7 @@ def execute_node(self, node_pk: int, token: str) -> None:
     node = claim_node(node_pk, token, worker)
     if node is None:
         return  # stale or duplicate message, or the run is paused
+    bind_log_context(run_id=node.run_id, node_id=node.node_id)  # cleared when the task ends
     execution = _Execution(node)
     try:
         scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)

@@ -43,6 +43,7 @@ def _load_settings(tmp_path, **env):
         ("DATABASE_URL", "nosuchdb://x"),
         ("TRELLIS_RETENTION_DAYS", "a month"),
         ("TRELLIS_RETENTION_DAYS", "-1"),
+        ("TRELLIS_LOG_FORMAT", "xml"),
     ],
 )
 def test_bad_environment_value_stops_start_up_naming_the_variable(tmp_path, name, value):
