@@ -1,8 +1,10 @@
 """Log lines that say which run and node they belong to, and the JSON log format.
 
-A worker binds ``run_id`` / ``node_id`` while it executes a node (``bind_log_context`` in
-``runs.tasks.execute_node``; cleared when the Celery task ends); ``log_context`` does the same
-for a block of code. ``ContextFilter`` copies them onto every record a handler emits, and with
+A worker binds ``run_id`` / ``node_id`` once it has claimed a node (``bind_log_context`` in
+``runs.tasks.execute_node``, whose body runs inside ``log_context()`` through
+``in_own_log_context``, so they are gone when the task returns); ``log_context(run_id=…)``
+does the same for any block of code.
+``ContextFilter`` copies them onto every record a handler emits, and with
 ``TRELLIS_LOG_FORMAT=json`` ``JSONFormatter`` writes each record as one JSON object per line:
 ``time``, ``level``, ``logger``, ``message``, then ``run_id`` / ``node_id`` when bound and
 ``exception`` / ``stack`` when present.
@@ -13,16 +15,18 @@ must not import models.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from celery import signals
-
+P = ParamSpec("P")
+R = TypeVar("R")
 CONTEXT_FIELDS = ("run_id", "node_id")
 # Never mutated in place: every change sets a new dict, so a reset restores the old one.
 _context: ContextVar[dict[str, str] | None] = ContextVar("trellis_log_context", default=None)
@@ -37,17 +41,16 @@ def current_log_context() -> dict[str, str]:
 
 
 def bind_log_context(**fields: Any) -> None:
-    """Add fields to the log context until it is cleared (the end of the Celery task)."""
+    """Add fields to the log context until the enclosing ``log_context`` ends (call it inside
+    one: a pool process runs one task after another, and nothing bound by one may leak into
+    the next)."""
     _context.set({**_bound(), **{k: str(v) for k, v in fields.items() if v is not None}})
-
-
-def clear_log_context(**_: Any) -> None:
-    _context.set({})
 
 
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
-    """Add fields to the log context for the duration of a block (restored afterwards)."""
+    """Add fields to the log context for a block; on exit the context is what it was before,
+    whatever was bound inside."""
     token = _context.set({**_bound(), **{k: str(v) for k, v in fields.items() if v is not None}})
     try:
         yield
@@ -55,10 +58,18 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-# A pool process runs one task after another in the same thread: nothing bound by one task may
-# leak into the next (a task that failed before it could clean up included).
-signals.task_prerun.connect(clear_log_context, weak=False, dispatch_uid="trellis-log-prerun")
-signals.task_postrun.connect(clear_log_context, weak=False, dispatch_uid="trellis-log-postrun")
+def in_own_log_context(function: Callable[P, R]) -> Callable[P, R]:
+    """Run each call of ``function`` inside ``log_context()`` (a Celery task's body: what it
+    binds is gone when it returns or raises). The signature is kept, since Celery checks the
+    arguments of a task call against it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with log_context():
+            return function(*args, **kwargs)
+
+    wrapper.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return wrapper
 
 
 class ContextFilter(logging.Filter):

@@ -19,8 +19,8 @@ from runs.logcontext import (
     ContextFilter,
     JSONFormatter,
     bind_log_context,
-    clear_log_context,
     current_log_context,
+    in_own_log_context,
     log_context,
 )
 from runs.models import NodeRun
@@ -61,13 +61,28 @@ def test_the_bound_run_and_node_appear_and_go_when_the_block_ends():
     assert "run_id" not in outside and "node_id" not in outside
 
 
-def test_bound_context_lasts_until_cleared_as_at_the_end_of_a_task():
-    bind_log_context(run_id="r1", node_id="n1")
-    try:
-        assert render("x", logging.INFO, "m")["node_id"] == "n1"
-    finally:
-        clear_log_context()
+def test_what_a_task_body_binds_is_gone_when_it_returns_or_raises():
+    @in_own_log_context
+    def task_body(fail: bool) -> dict:
+        bind_log_context(run_id="r1", node_id="n1")
+        if fail:
+            raise RuntimeError("the handler broke")
+        return render("x", logging.INFO, "m")
+
+    entry = task_body(False)
+    assert entry["run_id"] == "r1" and entry["node_id"] == "n1"
     assert current_log_context() == {}
+    with pytest.raises(RuntimeError):
+        task_body(True)
+    assert current_log_context() == {}
+
+
+def test_execute_node_keeps_its_signature_for_celerys_argument_check():
+    from runs.tasks import execute_node
+
+    execute_node.__header__(1, "token")  # what a message carries
+    with pytest.raises(TypeError):
+        execute_node.__header__(1, "token", "extra")
 
 
 def test_exceptions_are_one_field_of_the_same_line():
