@@ -3,6 +3,7 @@ worker, the real Redis, the database)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -13,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runs import control
 from runs.metrics import queue_depths
-from runs.models import NodeRun
+from runs.models import NodeRun, Worker
 from runs.scheduler import save_workflow
 from runs.services import start_new_run
+from runs.workers import liveness
 from tests.conftest import wait_for_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,6 +132,15 @@ def python_node(node_id, function, deps=(), **extra):
     }
 
 
+def wait_for_live_worker(timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(liveness(row) == "alive" for row in Worker.objects.all()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no worker heart-beat within {timeout} s")
+
+
 @pytest.mark.integration
 def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
     name = f"metrics-{uuid.uuid4().hex[:8]}"
@@ -165,6 +176,9 @@ def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
     stuck = start_new_run(stuck_version, user, inputs={})
 
     try:
+        # Heartbeats are periodic (and a transactional test's teardown empties the worker
+        # table): wait for a fresh one, as a real scrape would simply see.
+        wait_for_live_worker()
         samples = scrape(staff_client)
     finally:
         control.cancel(stuck.pk)
