@@ -25,6 +25,9 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.urls import Resolver404, resolve
+
 P = ParamSpec("P")
 R = TypeVar("R")
 CONTEXT_FIELDS = ("run_id", "node_id")
@@ -70,6 +73,49 @@ def in_own_log_context(function: Callable[P, R]) -> Callable[P, R]:
 
     wrapper.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
     return wrapper
+
+
+class RunLogContextMiddleware:
+    """Binds ``run_id`` while the web process handles a request about one run (the API's
+    ``/api/v1/runs/<run_id>/…``, the seed-004 ``…/<execution_id>``, the dashboard's run
+    pages), so that what the request logs says which run it was about.
+
+    Sync and async capable, like Django's own middleware: a sync-only one would push the
+    async views (the SSE stream) through a thread and make Django buffer their streams.
+    """
+
+    sync_capable = True
+    async_capable = True
+    RUN_ARGUMENTS = ("run_id", "execution_id")
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        run_id = self.run_id(request)
+        if run_id is None:
+            return self.get_response(request)
+        with log_context(run_id=run_id):
+            return self.get_response(request)
+
+    async def __acall__(self, request: Any) -> Any:
+        run_id = self.run_id(request)
+        if run_id is None:
+            return await self.get_response(request)
+        with log_context(run_id=run_id):
+            return await self.get_response(request)
+
+    def run_id(self, request: Any) -> Any:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return None
+        return next((match.kwargs[k] for k in self.RUN_ARGUMENTS if k in match.kwargs), None)
 
 
 class ContextFilter(logging.Filter):

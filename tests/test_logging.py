@@ -156,3 +156,32 @@ def test_a_json_worker_logs_one_object_per_line_with_the_run_and_node(worker, us
     # Lines logged outside a node (start-up) carry no run.
     ready = [e for e in entries if e["message"].endswith(" ready.")]
     assert ready and "run_id" not in ready[0] and "node_id" not in ready[0]
+
+
+def test_web_requests_about_a_run_log_with_its_id(rf):
+    """What the middleware binds lasts for the request, sync or async."""
+    from asgiref.sync import async_to_sync
+
+    from runs.logcontext import RunLogContextMiddleware
+
+    run_id = uuid.uuid4()
+    seen = []
+
+    def view(request):
+        seen.append(current_log_context())
+        return "response"
+
+    middleware = RunLogContextMiddleware(view)
+    assert middleware(rf.get(f"/api/v1/runs/{run_id}/events/")) == "response"
+    middleware(rf.get(f"/workflows/{run_id}/results"))  # seed-004
+    middleware(rf.get("/api/v1/runs/"))
+    assert seen == [{"run_id": str(run_id)}, {"run_id": str(run_id)}, {}]
+    assert current_log_context() == {}
+
+    async def async_view(request):
+        seen.append(current_log_context())
+        return "streamed"
+
+    middleware = RunLogContextMiddleware(async_view)
+    assert async_to_sync(middleware)(rf.get(f"/dashboard/runs/{run_id}/")) == "streamed"
+    assert seen[-1] == {"run_id": str(run_id)}
