@@ -79,3 +79,13 @@ def env_rate(name: str, default: str) -> str | None:
             f"{name}={value!r} is not a rate; use <count>/<s|min|hour|day> or off."
         )
     return text
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}.")
+    return lowered

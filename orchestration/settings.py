@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_rate, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "runs.logcontext.RunLogContextMiddleware",
 ]
 
 ROOT_URLCONF = "orchestration.urls"
@@ -189,9 +191,16 @@ TRELLIS_STREAM_RECHECK_SECONDS = env_float("TRELLIS_STREAM_RECHECK_SECONDS", 5.0
 # daphne serves no static files (STACK.md, trap 5): the dashboard's CSS and JS are served by
 # the ASGI app unless a proxy or WhiteNoise does it (then set this to false).
 TRELLIS_SERVE_STATIC = env_bool("TRELLIS_SERVE_STATIC", True)
+# /metrics answers a staff session, or `Authorization: Bearer <this>` when it is set.
+TRELLIS_METRICS_TOKEN = env_str("TRELLIS_METRICS_TOKEN", "")
 CELERY_BEAT_SCHEDULE = {
     "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
 }
+# Retention: with a number of days, beat deletes finished runs older than that every hour
+# (manage.py purge_runs does the same by hand). 0, the default, keeps everything.
+TRELLIS_RETENTION_DAYS = env_int("TRELLIS_RETENTION_DAYS", 0, minimum=0)
+if TRELLIS_RETENTION_DAYS:
+    CELERY_BEAT_SCHEDULE["trellis-purge-runs"] = {"task": "trellis.purge_runs", "schedule": 3600.0}
 
 # --- Auth, API ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -266,11 +275,28 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = TRELLIS_DATA_DIR / "static"
 
+# `json`: one JSON object per line (time, level, logger, message, and run_id / node_id while
+# a worker executes a node), for log shippers; `text` for people.
+TRELLIS_LOG_FORMAT = env_choice("TRELLIS_LOG_FORMAT", "text", ("text", "json"))
+if TRELLIS_LOG_FORMAT == "json":
+    # Python warnings (Celery's "running as root", deprecations) become records too, rather
+    # than raw lines on stderr in the middle of the JSON.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"run_context": {"()": "runs.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "runs.logcontext.JSONFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if TRELLIS_LOG_FORMAT == "json" else "plain",
+            "filters": ["run_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("TRELLIS_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -30,6 +30,7 @@ from . import (
     workers,  # noqa: F401 - connects the heartbeat to worker signals
 )
 from .limits import clip_event_data
+from .logcontext import bind_log_context, in_own_log_context
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import (
     claim_node,
@@ -165,12 +166,14 @@ class _Execution:
 
 
 @shared_task(bind=True, name="trellis.execute_node", ignore_result=True)
+@in_own_log_context  # the run and node bound below label its log lines, until it returns
 def execute_node(self, node_pk: int, token: str) -> None:
     """Claim a queued node, run its handler, record the outcome and queue what became ready."""
     worker = getattr(self.request, "hostname", None) or f"local-{os.getpid()}"
     node = claim_node(node_pk, token, worker)
     if node is None:
         return  # stale or duplicate message, or the run is paused
+    bind_log_context(run_id=node.run_id, node_id=node.node_id)
     execution = _Execution(node)
     try:
         scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)

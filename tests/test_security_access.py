@@ -100,6 +100,8 @@ ACCESS: dict[str, list[Case]] = {
         Case("patch", anon=ANON_API, other=HIDDEN, owner={200}, body={"state": {"k": 1}}),
     ],
     "runs:workers": [Case("get", anon=ANON_API, other={200}, owner={200})],
+    # Prometheus: staff sessions or TRELLIS_METRICS_TOKEN only (tests/test_metrics.py)
+    "runs:metrics": [Case("get", anon=ANON_API, other={403}, owner={403})],
     # seed-004
     "runs:seed-submit": [Case("post", anon=ANON_API, other={403}, owner={200, 409}, body=SPEC)],
     "runs:seed-trigger": [CONTROL],

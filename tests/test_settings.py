@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,9 @@ def _load_settings(tmp_path, **env):
         ("TRELLIS_THROTTLE_ANON", "10/fortnight"),
         ("TRELLIS_HSTS_SECONDS", "-5"),
         ("TRELLIS_SECURE_COOKIES", "sometimes"),
+        ("TRELLIS_RETENTION_DAYS", "a month"),
+        ("TRELLIS_RETENTION_DAYS", "-1"),
+        ("TRELLIS_LOG_FORMAT", "xml"),
     ],
 )
 def test_bad_environment_value_stops_start_up_naming_the_variable(tmp_path, name, value):
@@ -61,6 +65,33 @@ def test_production_refuses_the_development_secret_key(tmp_path):
 def test_good_values_load(tmp_path):
     result = _load_settings(tmp_path, DEBUG="false", SECRET_KEY="x" * 50, TRELLIS_MAX_NODES="50")
     assert result.returncode == 0, result.stderr
+
+
+def _beat_schedule(tmp_path, **env) -> list[str]:
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        "print(json.dumps(sorted(settings.CELERY_BEAT_SCHEDULE)))"
+    )
+    environment = {
+        **{k: v for k, v in os.environ.items() if k != "TRELLIS_RETENTION_DAYS"},
+        "DJANGO_SETTINGS_MODULE": "orchestration.settings",
+        "TRELLIS_DATA_DIR": str(tmp_path),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        **env,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_retention_is_off_by_default_and_scheduled_when_days_are_set(tmp_path):
+    assert _beat_schedule(tmp_path) == ["trellis-reconcile"]
+    assert _beat_schedule(tmp_path, TRELLIS_RETENTION_DAYS="30") == [
+        "trellis-purge-runs",
+        "trellis-reconcile",
+    ]
 
 
 @pytest.mark.django_db

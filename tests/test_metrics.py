@@ -1,0 +1,235 @@
+"""``GET /metrics``: who may scrape it, and series that follow from what really ran (a real
+worker, the real Redis, the database)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+from kombu import Connection
+from prometheus_client.parser import text_string_to_metric_families
+
+from runs import control
+from runs.metrics import queue_depths
+from runs.models import NodeRun, Worker
+from runs.scheduler import save_workflow
+from runs.services import start_new_run
+from runs.workers import liveness
+from tests.conftest import wait_for_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape(client: Client, **headers) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("carol", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+# --- who may scrape ---------------------------------------------------------------------
+
+
+def test_anonymous_scrape_is_401_with_the_api_error_shape():
+    response = Client().get("/metrics")
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "Authentication credentials were not provided.",
+        "errors": [],
+    }
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_signed_in_user_who_is_not_staff_gets_403(user):
+    client = Client()
+    client.force_login(user)
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert response.json()["errors"] == []
+
+
+def test_staff_session_may_scrape(staff_client):
+    samples = scrape(staff_client)
+    assert ("trellis_workers_alive", ()) in samples
+
+
+@override_settings(TRELLIS_METRICS_TOKEN="s3cret-metrics-token")
+def test_bearer_token_scrapes_without_a_session():
+    samples = scrape(Client(), HTTP_AUTHORIZATION="Bearer s3cret-metrics-token")
+    assert ("trellis_broker_up", ()) in samples
+
+
+@override_settings(TRELLIS_METRICS_TOKEN="s3cret-metrics-token")
+def test_wrong_bearer_token_is_401_even_with_a_staff_session(staff_client):
+    response = staff_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics-tokeN")
+    assert response.status_code == 401
+    assert response.json()["error"] == "Invalid metrics token."
+
+
+def test_bearer_token_is_refused_when_no_token_is_configured():
+    assert settings.TRELLIS_METRICS_TOKEN == ""
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 401
+
+
+# --- queue depth: LLEN of kombu's lists, under the broker's key prefix ------------------
+
+
+def test_queue_depth_counts_every_priority_list_under_the_global_keyprefix():
+    queue = f"ops-depth-{uuid.uuid4().hex[:8]}"
+    prefix = f"ops-{uuid.uuid4().hex[:6]}:"
+    with Connection(
+        settings.CELERY_BROKER_URL, transport_options={"global_keyprefix": prefix}
+    ) as conn:
+        simple = conn.SimpleQueue(queue)
+        simple.put({"n": 1})
+        simple.put({"n": 2})
+        simple.put({"n": 3}, priority=6)  # lands in the list of priority step 6
+        simple.close()
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+    with override_settings(CELERY_BROKER_TRANSPORT_OPTIONS=options):
+        assert queue_depths([queue]) == {queue: 3}
+    # Without the prefix the same names are other (empty) keys.
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": ""}
+    with override_settings(CELERY_BROKER_TRANSPORT_OPTIONS=options):
+        assert queue_depths([queue]) == {queue: 0}
+
+
+# --- series after a real run ------------------------------------------------------------
+
+
+def python_node(node_id, function, deps=(), **extra):
+    kwargs = extra.pop("kwargs", {})
+    return {
+        "id": node_id,
+        "handler": "python",
+        "dependencies": list(deps),
+        "config": {"function": function, "kwargs": kwargs},
+        **extra,
+    }
+
+
+def wait_for_live_worker(timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(liveness(row) == "alive" for row in Worker.objects.all()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no worker heart-beat within {timeout} s")
+
+
+@pytest.mark.integration
+def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
+    name = f"metrics-{uuid.uuid4().hex[:8]}"
+    key = uuid.uuid4().hex
+    spec = {
+        "name": name,
+        "dag": {
+            "nodes": [
+                python_node("nap", "sleep", kwargs={"seconds": 0.3}),
+                python_node(
+                    "shaky",
+                    "flaky",
+                    ["nap"],
+                    kwargs={"key": key, "failures": 1},
+                    retries=1,
+                    backoff=0.01,
+                ),
+                {"id": "out", "handler": "output", "dependencies": ["shaky"]},
+            ]
+        },
+    }
+    version, _ = save_workflow(spec, user)
+    run = wait_for_run(start_new_run(version, user, inputs={}).pk)
+    assert run.status == "COMPLETED", run.error
+    # A second run whose node goes to a queue no worker consumes: it stays RUNNING, its
+    # message waits in Redis.
+    unserved = f"ops-unserved-{uuid.uuid4().hex[:8]}"
+    stuck_spec = {
+        "name": f"{name}-stuck",
+        "dag": {"nodes": [python_node("idle", "add", kwargs={"a": 1, "b": 1}, queue=unserved)]},
+    }
+    stuck_version, _ = save_workflow(stuck_spec, user)
+    stuck = start_new_run(stuck_version, user, inputs={})
+
+    try:
+        # Heartbeats are periodic (and a transactional test's teardown empties the worker
+        # table): wait for a fresh one, as a real scrape would simply see.
+        wait_for_live_worker()
+        samples = scrape(staff_client)
+    finally:
+        control.cancel(stuck.pk)
+
+    assert value(samples, "trellis_runs", workflow=name, status="COMPLETED") == 1
+    assert value(samples, "trellis_runs", workflow=name, status="RUNNING") == 0
+    assert value(samples, "trellis_runs", workflow=name, status="FAILED") == 0
+    assert value(samples, "trellis_runs", workflow=f"{name}-stuck", status="RUNNING") == 1
+
+    nodes = {node.node_id: node for node in NodeRun.objects.filter(run=run)}
+    python = {"workflow": name, "handler": "python"}
+    output = {"workflow": name, "handler": "output"}
+
+    # Durations: the two python nodes and the output node finished.
+    assert value(samples, "trellis_node_duration_seconds_count", **python) == 2
+    assert value(samples, "trellis_node_duration_seconds_count", **output) == 1
+    expected = sum(
+        (nodes[n].finished_at - nodes[n].started_at).total_seconds() for n in ("nap", "shaky")
+    )
+    assert value(samples, "trellis_node_duration_seconds_sum", **python) == pytest.approx(
+        expected, abs=1e-3
+    )
+    assert value(samples, "trellis_node_duration_seconds_sum", **python) >= 0.3
+    # Buckets are cumulative counts of the nodes at or under the bound; `nap` slept 0.3 s,
+    # so it is never in the 0.25 s bucket.
+    under = sum(
+        1
+        for n in ("nap", "shaky")
+        if (nodes[n].finished_at - nodes[n].started_at).total_seconds() <= 0.25
+    )
+    assert under <= 1
+    assert value(samples, "trellis_node_duration_seconds_bucket", **python, le="0.25") == under
+    assert value(samples, "trellis_node_duration_seconds_bucket", **python, le="+Inf") == 2
+    assert value(samples, "trellis_node_duration_seconds_bucket", **python, le="3600.0") == 2
+
+    # Queue wait: every node's latest claim came after its latest queueing.
+    assert value(samples, "trellis_node_queue_wait_seconds_count", **python) == 2
+    waited = sum(
+        (nodes[n].started_at - nodes[n].queued_at).total_seconds() for n in ("nap", "shaky")
+    )
+    assert value(samples, "trellis_node_queue_wait_seconds_sum", **python) == pytest.approx(
+        waited, abs=1e-3
+    )
+    assert value(samples, "trellis_node_queue_wait_seconds_count", **output) == 1
+
+    # `shaky` failed once and was retried; nothing else was.
+    assert nodes["shaky"].attempt == 2
+    assert value(samples, "trellis_node_retries_total", **python) == 1
+    assert value(samples, "trellis_node_retries_total", **output) == 0
+
+    assert value(samples, "trellis_workers_alive") >= 1
+    assert value(samples, "trellis_broker_up") == 1
+    assert value(samples, "trellis_queue_depth", queue=unserved) == 1
+    assert value(samples, "trellis_queue_depth", queue="default") == 0
