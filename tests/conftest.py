@@ -42,15 +42,25 @@ def _flush_redis() -> None:
 
 
 class WorkerProcess:
-    """A Celery worker subprocess; `restart()` gives a fresh one."""
+    """A Celery worker subprocess; `restart()` gives a fresh one.
+
+    ``wrapper`` prefixes the command, e.g. ``["ip", "netns", "exec", ns]`` to start the worker
+    inside a network namespace (tests/test_multihost.py).
+    """
 
     def __init__(
-        self, env: dict[str, str], concurrency: int = 4, queues: str = "default", name: str = "test"
+        self,
+        env: dict[str, str],
+        concurrency: int = 4,
+        queues: str = "default",
+        name: str = "test",
+        wrapper: list[str] | None = None,
     ) -> None:
         self.env = env
         self.concurrency = concurrency
         self.queues = queues
         self.name = f"{name}-{os.getpid()}"
+        self.wrapper = list(wrapper or [])
         self.proc: subprocess.Popen | None = None
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{name}.log"
@@ -59,6 +69,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
+                *self.wrapper,
                 sys.executable,
                 "-m",
                 "celery",

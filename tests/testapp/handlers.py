@@ -131,6 +131,15 @@ def count(ctx: Context, key: str) -> dict[str, Any]:
     return {"key": key, "calls": bump_counter(f"count:{key}")}
 
 
+@python_function()
+def count_then_sleep(ctx: Context, key: str, seconds: float) -> dict[str, Any]:
+    """Count the call for ``key`` (as ``count`` does, when the body starts), then ``sleep``
+    ``seconds``; ``{"key": key, "calls": n}``. One count per execution of the node's body."""
+    calls = bump_counter(f"count:{key}")
+    sleep(ctx, seconds)
+    return {"key": key, "calls": calls}
+
+
 def flaky_calls(key: str) -> int:
     """How many times ``flaky`` was called for ``key``."""
     return read_counter(f"flaky:{key}")
