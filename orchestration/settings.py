@@ -90,6 +90,20 @@ if _database_url:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
         DATABASES["default"]["CONN_MAX_AGE"] = 0
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A worker cut off mid-transaction (a network partition) would keep its row locks
+        # until the server's TCP keepalive gives up, hours by default, and block the
+        # reconciler's repair of that very node. The server drops such a session after
+        # TRELLIS_PG_IDLE_IN_TRANSACTION seconds (Trellis never idles inside a transaction)
+        # and probes silent clients every 30 s.
+        _idle = env_int("TRELLIS_PG_IDLE_IN_TRANSACTION", 60, minimum=0)
+        _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+        _pg_options["options"] = (
+            _pg_options.get("options", "")
+            + f" -c idle_in_transaction_session_timeout={_idle * 1000}"
+            + " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
+            + " -c tcp_keepalives_count=3"
+        ).strip()
 else:
     DATABASES = {
         "default": {
