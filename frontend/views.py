@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import control
+from runs.admission import active_runs, waiting_note, waiting_runs
 from runs.events import event_payload
 from runs.limits import PayloadTooLarge
 from runs.models import NodeRun, NodeState, Run, RunEvent, RunState, Worker, WorkflowVersion
@@ -254,6 +255,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
             "finished": run.status in RUN_FINISHED,
             "children": children,
             "queue_warnings": queue_warnings(nodes.values()),
+            "waiting_note": waiting_note(run),
             "state_order": STATE_ORDER,
             "page_data": {
                 "run": str(run.pk),
@@ -541,6 +543,13 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
             "sessions": sessions,
             "chosen_session": request.POST.get("session", ""),
             "runs": runs,
+            "concurrency": {
+                "limit": spec.max_concurrent_runs,
+                "active": active_runs(workflow.pk),
+                "waiting": waiting_runs(workflow.pk).count(),
+            }
+            if spec.max_concurrent_runs
+            else None,
         },
         status=status,
     )

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import control
+from .admission import waiting_note
 from .limits import PayloadTooLarge, json_size
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, RunState, Session, Worker, WorkflowVersion
@@ -159,6 +160,7 @@ def run_view(run: Run, *, nodes: bool = False) -> dict[str, Any]:
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
+        "waiting": waiting_note(run),
     }
     if nodes:
         rows = list(run.nodes.order_by("id"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
+from . import admission
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import Outbox, message_id, settle_parent, spec_for_version
 from .transitions import NODE_UNFINISHED, InvalidTransition, move_node, move_run, now, record_event
@@ -61,6 +62,7 @@ def cancel(run_id: Any, user=None) -> Run:
             data={"by": _actor(user)},
         ):
             raise InvalidTransition("run", run.status, R.CANCELLED)
+        admission.admit_after_commit(run)  # a slot may have freed
         revoke = []
         for node in NodeRun.objects.filter(run=run, state__in=NODE_UNFINISHED):
             if node.state == N.QUEUED and node.dispatch_token:

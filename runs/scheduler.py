@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from . import templating
+from . import admission, templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
 from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
@@ -164,8 +164,15 @@ def create_run(
     return run
 
 
-def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None) -> bool:
-    """Trigger a PENDING run: it becomes RUNNING and its roots are queued and sent."""
+def start_run(
+    run: Run, *, overrides: dict[str, Any] | None = None, params=None, admitting: bool = False
+) -> bool:
+    """Trigger a PENDING run: it becomes RUNNING and its roots are queued and sent.
+
+    At its workflow's ``max_concurrent_runs`` the run stays PENDING, waiting for a slot
+    (``runs/admission.py``); that counts as triggered. False when the run was not PENDING
+    (or, with ``admitting``, when there is still no slot).
+    """
     spec = spec_for_version(run.workflow_version_id)
     with transaction.atomic():
         fields: dict[str, Any] = {"started_at": now()}
@@ -173,6 +180,12 @@ def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None)
             fields["overrides"] = overrides
         if params is not None:
             fields["params"] = params
+        if spec.max_concurrent_runs and not admission.has_slot(run, spec.max_concurrent_runs):
+            if admitting:
+                return False
+            return admission.wait_for_slot(run, spec.max_concurrent_runs, fields)
+        if not admitting and run.waiting_since is not None:
+            return False  # triggered already, waiting for a slot
         if not move_run(run, R.PENDING, R.RUNNING, **fields):
             return False
         outbox = Outbox(run, spec)
@@ -482,6 +495,8 @@ def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
         error = "failed nodes: " + ", ".join(names) if names else "upstream failure"
     if move_run(run, status, final, result=result, error=error, finished_at=now()):
         record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
+        if spec.max_concurrent_runs:
+            admission.admit_after_commit(run)
         if run.parent_node_id:
             settle_parent(run, final, result, error)
 

@@ -29,6 +29,7 @@ from celery import signals
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from . import admission
 from .models import NodeRun, NodeState, Run, RunState, Worker
 from .scheduler import (
     Outbox,
@@ -270,7 +271,7 @@ def requeue_lost(node: NodeRun, reason: str | None = None) -> bool:
 def reconcile() -> dict[str, int]:
     """One pass of repairs; returns how many nodes each kind of repair touched."""
     at = now()
-    counts = {"resent": 0, "requeued_lost": 0, "retries_sent": 0, "waits_expired": 0}
+    counts = {"resent": 0, "requeued_lost": 0, "retries_sent": 0, "waits_expired": 0, "admitted": 0}
     stale_queued = NodeRun.objects.filter(
         state=N.QUEUED,
         run__status=RunState.RUNNING,
@@ -302,4 +303,5 @@ def reconcile() -> dict[str, int]:
         "pk", flat=True
     )[:1000]:
         counts["waits_expired"] += expire_waiting(node_pk)
+    counts["admitted"] = admission.admit_all()
     return counts

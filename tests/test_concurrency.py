@@ -1,0 +1,110 @@
+"""``max_concurrent_runs``: extra runs wait PENDING, in order, and start as slots free."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from django.test import Client
+
+from runs import control
+from runs.models import Run, RunEvent
+from runs.scheduler import save_workflow
+from runs.services import start_new_run
+from tests.conftest import wait_for_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user):
+    name = f"limited-{uuid.uuid4().hex[:6]}"
+    version, _ = save_workflow(
+        {
+            "name": name,
+            "max_concurrent_runs": 2,
+            "dag": {
+                "nodes": [
+                    {
+                        "id": "work",
+                        "handler": "python",
+                        "config": {"function": "sleep", "kwargs": {"seconds": 1.0}},
+                    }
+                ]
+            },
+        },
+        user,
+    )
+    runs = [start_new_run(version, user) for _ in range(5)]
+    ids = [run.pk for run in runs]
+    statuses = dict(Run.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[pk] for pk in ids] == ["RUNNING", "RUNNING", "PENDING", "PENDING", "PENDING"]
+    assert RunEvent.objects.filter(run_id__in=ids, kind="run.waiting").count() == 3
+
+    client = Client()
+    client.force_login(user)
+    waiting = client.get(f"/api/v1/runs/{ids[4]}/").json()
+    assert waiting["status"] == "PENDING"
+    assert (
+        "max_concurrent_runs" in waiting["waiting"]
+        and "allows 2 concurrent runs" in waiting["waiting"]
+    )
+    assert client.get(f"/api/v1/runs/{ids[0]}/").json()["waiting"] is None
+    page = client.get(f"/dashboard/workflows/{name}/").content.decode()
+    assert "At most 2 concurrent runs: 2 running or paused, 3 waiting for a slot." in page
+    assert 'id="run-waiting"' in client.get(f"/dashboard/runs/{ids[4]}/").content.decode()
+
+    # The last waiting run is cancelled: it never starts, and frees no slot.
+    control.cancel(ids[4], user)
+    most = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        active = Run.objects.filter(pk__in=ids, status__in=["RUNNING", "PAUSED"]).count()
+        most = max(most, active)
+        if Run.objects.filter(pk__in=ids[:4], status="COMPLETED").count() == 4:
+            break
+        time.sleep(0.02)
+    assert most <= 2, f"{most} runs were active at once"
+    finished = [wait_for_run(pk) for pk in ids[:4]]
+    assert [run.status for run in finished] == ["COMPLETED"] * 4
+    # Admitted in the order they were triggered.
+    started = sorted(finished, key=lambda run: run.started_at)
+    assert [run.pk for run in started] == ids[:4]
+    cancelled = Run.objects.get(pk=ids[4])
+    assert cancelled.status == "CANCELLED" and cancelled.started_at is None
+
+
+def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
+    from runs.admission import admit_all
+
+    version, _ = save_workflow(
+        {
+            "name": f"limited-{uuid.uuid4().hex[:6]}",
+            "max_concurrent_runs": 1,
+            "dag": {
+                "nodes": [
+                    {
+                        "id": "a",
+                        "handler": "python",
+                        "config": {"function": "add", "kwargs": {"a": 1, "b": 1}},
+                    }
+                ]
+            },
+        },
+        user,
+    )
+    first = start_new_run(version, user)
+    second = start_new_run(version, user)
+    assert Run.objects.get(pk=second.pk).status == "PENDING"
+    wait_for_run(first.pk)
+    wait_for_run(second.pk)  # admitted by the hook when the first ended
+    # A run left waiting although a slot is free (its hook was lost with a process that
+    # died between commit and hook): the reconciler's pass starts it.
+    from runs.scheduler import create_run
+    from runs.transitions import now
+
+    stranded = create_run(version, user)
+    Run.objects.filter(pk=stranded.pk).update(waiting_since=now())
+    assert admit_all() == 1
+    assert wait_for_run(stranded.pk).status == "COMPLETED"
+    assert admit_all() == 0
