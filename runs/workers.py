@@ -268,6 +268,19 @@ def requeue_lost(node: NodeRun, reason: str | None = None) -> bool:
     return True
 
 
+def _broker_depths(queues: set[str]) -> dict[str, int]:
+    """Messages waiting in each queue, or {} (re-send everything) when Redis cannot say."""
+    if not queues:
+        return {}
+    from .metrics import queue_depths  # noqa: PLC0415 - the reconciler's only broker read
+
+    try:
+        return queue_depths(queues)
+    except Exception:  # noqa: BLE001 - without the depths, re-send as before
+        logger.warning("could not read queue depths; re-sending every stale node", exc_info=True)
+        return {}
+
+
 def reconcile() -> dict[str, int]:
     """One pass of repairs; returns how many nodes each kind of repair touched."""
     at = now()
@@ -277,8 +290,15 @@ def reconcile() -> dict[str, int]:
         run__status=RunState.RUNNING,
         queued_at__lt=at - timedelta(seconds=settings.TRELLIS_RESEND_QUEUED_AFTER),
     ).select_related("run")
+    stale_queued = list(stale_queued[:1000])
+    waiting_in_broker = _broker_depths({node.queue for node in stale_queued})
     batch = []
-    for node in stale_queued[:1000]:
+    for node in stale_queued:
+        if waiting_in_broker.get(node.queue, 0):
+            # Messages still wait in that queue: under a backlog a node waits longer than
+            # TRELLIS_RESEND_QUEUED_AFTER without anything being lost, and re-sending every
+            # waiting node on every pass would only multiply the backlog.
+            continue
         # Same token: if the first message still exists, whichever copy is claimed first runs.
         if NodeRun.objects.filter(
             pk=node.pk, state=N.QUEUED, dispatch_token=node.dispatch_token

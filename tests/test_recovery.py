@@ -233,3 +233,32 @@ def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
     assert long.attempt == 2 and [a["state"] for a in long.attempts] == ["LOST", "COMPLETED"]
     assert completed_events(run_id, "long") == 1 and completed_events(run_id, "short") == 1
     print(f"worker stopped {exited_after:.1f} s after SIGTERM (grace 3 s)")
+
+
+def test_stale_queued_nodes_are_resent_only_when_their_queue_is_empty(worker, api):
+    """A backlog is not a loss: while messages wait in the queue the reconciler leaves the
+    nodes alone; once the queue has lost them (here: the list is deleted), it re-sends."""
+    from datetime import timedelta
+
+    import redis
+
+    from runs.metrics import queue_depths
+    from runs.transitions import now
+
+    queue = f"unserved-{uuid.uuid4().hex[:6]}"
+    name = create(api, [py("idle", "add", kwargs={"a": 1, "b": 1}, queue=queue)])
+    run_id = start(api, name)
+    node = wait_node(run_id, "idle", {"QUEUED"})
+    old = now() - timedelta(seconds=settings.TRELLIS_RESEND_QUEUED_AFTER + 5)
+    NodeRun.objects.filter(pk=node.pk).update(queued_at=old)
+    assert queue_depths({queue}) == {queue: 1}
+    assert reconcile()["resent"] == 0
+    assert queue_depths({queue}) == {queue: 1}  # not doubled
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix") or ""
+    client.delete(prefix + queue)  # the message is lost
+    client.close()
+    assert queue_depths({queue}) == {queue: 0}
+    assert reconcile()["resent"] == 1
+    assert queue_depths({queue}) == {queue: 1}
