@@ -24,7 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import control
+from runs import control, queue_limits
 from runs.admission import active_runs, waiting_note, waiting_runs
 from runs.events import event_payload
 from runs.limits import PayloadTooLarge
@@ -628,6 +628,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
             "slots": sum(r["concurrency"] for r in rows if r["liveness"] == "alive"),
             "busy": sum(r["nodes_running"] for r in rows if r["liveness"] == "alive"),
             "queued": NodeRun.objects.filter(state=NodeState.QUEUED).count(),
+            "queue_limits": queue_limits.usage(),
         },
     )
 

@@ -89,3 +89,19 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if lowered not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}.")
     return lowered
+
+
+def env_limits(name: str) -> dict[str, int]:
+    """``queue=N,queue=N`` (N at least 1) as a dict; empty when unset."""
+    value = os.environ.get(name)
+    if not value or not value.strip():
+        return {}
+    limits: dict[str, int] = {}
+    for item in value.split(","):
+        key, sep, number = item.strip().partition("=")
+        if not sep or not key.strip() or not number.strip().isdigit() or int(number) < 1:
+            raise ImproperlyConfigured(
+                f"{name}={value!r} is not a list of queue=limit pairs (e.g. gpu=2,llm=8)."
+            )
+        limits[key.strip()] = int(number)
+    return limits

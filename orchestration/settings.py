@@ -8,7 +8,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
+from .env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_limits,
+    env_list,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -195,6 +204,8 @@ TRELLIS_HEARTBEAT_SECONDS = env_float("TRELLIS_HEARTBEAT_SECONDS", 5.0, minimum=
 TRELLIS_WORKER_DEAD_AFTER = env_float("TRELLIS_WORKER_DEAD_AFTER", 30.0, minimum=0.5)
 TRELLIS_RECONCILE_SECONDS = env_float("TRELLIS_RECONCILE_SECONDS", 5.0, minimum=0.5)
 TRELLIS_RESEND_QUEUED_AFTER = env_float("TRELLIS_RESEND_QUEUED_AFTER", 120.0, minimum=1)
+TRELLIS_QUEUE_LIMITS = env_limits("TRELLIS_QUEUE_LIMITS")
+TRELLIS_QUEUE_RETRY_SECONDS = env_float("TRELLIS_QUEUE_RETRY_SECONDS", 1.0, minimum=0.05)
 TRELLIS_SHUTDOWN_GRACE = env_float("TRELLIS_SHUTDOWN_GRACE", 25.0, minimum=0)
 TRELLIS_LOST_ATTEMPTS = env_int("TRELLIS_LOST_ATTEMPTS", 3, minimum=0)
 # Event streams (WebSocket and SSE): a comment line after this many idle seconds keeps proxies

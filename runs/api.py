@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import control
+from . import control, queue_limits
 from .admission import waiting_note
 from .limits import PayloadTooLarge, json_size
 from .middleware import too_large_response
@@ -562,7 +562,12 @@ class WorkerListView(APIView):
     def get(self, request: Request) -> Response:
         from .workers import worker_view
 
-        return Response({"results": [worker_view(w) for w in Worker.objects.all()]})
+        return Response(
+            {
+                "results": [worker_view(w) for w in Worker.objects.all()],
+                "queue_limits": queue_limits.usage(),
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------

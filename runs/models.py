@@ -209,3 +209,12 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class QueueSlot(models.Model):
+    """One row per limited queue: its lock serializes claims against TRELLIS_QUEUE_LIMITS."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -26,6 +26,7 @@ from handlers.registry import (
 )
 
 from . import (
+    queue_limits,
     templating,
     workers,  # noqa: F401 - connects the heartbeat to worker signals
 )
@@ -170,7 +171,23 @@ class _Execution:
 def execute_node(self, node_pk: int, token: str) -> None:
     """Claim a queued node, run its handler, record the outcome and queue what became ready."""
     worker = getattr(self.request, "hostname", None) or f"local-{os.getpid()}"
-    node = claim_node(node_pk, token, worker)
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    limit = queue_limits.limit_for(queue)
+    if limit:
+        node = queue_limits.claim_within_limit(queue, limit, node_pk, token, worker)
+        if node is queue_limits.FULL:
+            hard, soft = self.request.timelimit or (None, None)
+            self.apply_async(
+                (node_pk, token),
+                task_id=self.request.id,
+                queue=queue,
+                countdown=queue_limits.retry_delay(),
+                soft_time_limit=soft,
+                time_limit=hard,
+            )
+            return
+    else:
+        node = claim_node(node_pk, token, worker)
     if node is None:
         return  # stale or duplicate message, or the run is paused
     bind_log_context(run_id=node.run_id, node_id=node.node_id)

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from runs import control
-from runs.models import Run, RunEvent
+from runs.models import NodeRun, Run, RunEvent
 from runs.scheduler import save_workflow
 from runs.services import start_new_run
 from tests.conftest import wait_for_run
@@ -108,3 +108,59 @@ def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
     assert admit_all() == 1
     assert wait_for_run(stranded.pk).status == "COMPLETED"
     assert admit_all() == 0
+
+
+@pytest.fixture
+def limited_worker(worker):
+    """A worker on the `lim` queue, with TRELLIS_QUEUE_LIMITS=lim=2 and room for 4 nodes."""
+    from tests.conftest import WorkerProcess
+
+    env = dict(worker.env, TRELLIS_QUEUE_LIMITS="lim=2", TRELLIS_QUEUE_RETRY_SECONDS="0.2")
+    process = WorkerProcess(env, concurrency=4, queues="lim", name="lim")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_a_queue_limit_caps_running_nodes_across_workers(limited_worker, user, settings):
+    settings.TRELLIS_QUEUE_LIMITS = {"lim": 2}  # what the web process shows
+    version, _ = save_workflow(
+        {
+            "name": f"lim-{uuid.uuid4().hex[:6]}",
+            "defaults": {"queue": "lim"},
+            "dag": {
+                "nodes": [
+                    {
+                        "id": f"n{i}",
+                        "handler": "python",
+                        "config": {"function": "sleep", "kwargs": {"seconds": 0.6}},
+                    }
+                    for i in range(6)
+                ]
+            },
+        },
+        user,
+    )
+    run = start_new_run(version, user)
+    most, seen_usage = 0, None
+    client = Client()
+    client.force_login(user)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = NodeRun.objects.filter(run=run, state="RUNNING").count()
+        if running > most:
+            most = running
+            seen_usage = client.get("/api/v1/workers/").json()["queue_limits"]
+        if Run.objects.get(pk=run.pk).status == "COMPLETED":
+            break
+        time.sleep(0.02)
+    run = wait_for_run(run.pk)
+    assert run.status == "COMPLETED", run.error
+    assert most == 2, f"{most} nodes of the limited queue ran at once (4 worker slots, limit 2)"
+    assert seen_usage == [
+        {"queue": "lim", "limit": 2, "running": 2, "queued": seen_usage[0]["queued"]}
+    ]
+    nodes = NodeRun.objects.filter(run=run)
+    assert all(node.attempt == 1 for node in nodes)  # a deferral is not an attempt
+    page = client.get("/dashboard/workers/").content.decode()
+    assert 'id="queue-limits"' in page and 'data-queue="lim"' in page

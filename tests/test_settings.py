@@ -41,6 +41,8 @@ def _load_settings(tmp_path, **env):
         ("TRELLIS_DEFAULT_BACKOFF", "-1"),
         ("REDIS_URL", "http://nope"),
         ("DATABASE_URL", "nosuchdb://x"),
+        ("TRELLIS_QUEUE_LIMITS", "gpu"),
+        ("TRELLIS_QUEUE_LIMITS", "gpu=0"),
         ("TRELLIS_THROTTLE_USER", "fast"),
         ("TRELLIS_THROTTLE_ANON", "10/fortnight"),
         ("TRELLIS_HSTS_SECONDS", "-5"),
