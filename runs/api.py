@@ -6,15 +6,19 @@ Every error has one shape: ``{"error": "<sentence>", "errors": [{"path", "messag
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -44,6 +48,8 @@ from .sessions import update_session
 from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .transitions import RUN_FINISHED, InvalidTransition
 from .workers import queue_warnings
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
 # Errors
@@ -88,6 +94,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Http404()
     if isinstance(exc, DjangoValidationError):  # a value the database would not take
         return error_response("; ".join(exc.messages) or "invalid value", 400)
+    if isinstance(exc, DataError):  # e.g. a NUL character, which PostgreSQL cannot store
+        logger.warning("request refused by the database: %s", exc)
+        return error_response(
+            "a value in the request cannot be stored (NUL characters, for one, cannot)", 400
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -336,7 +347,7 @@ class RunListView(APIView):
             except ValueError:
                 errors.append({"path": "session", "message": "not a session id"})
         if value := request.query_params.get("created_after"):
-            moment = parse_datetime(value)
+            moment = _utc(value)
             if moment is None:
                 errors.append({"path": "created_after", "message": "not an ISO 8601 date-time"})
             else:
@@ -394,6 +405,19 @@ class RunListView(APIView):
                 return Response(run_view(run), status=202)
             return Response(run_view(run, nodes=True), status=201)
         return Response(run_view(run), status=201)
+
+
+def _utc(value: str) -> datetime | None:
+    """An ISO 8601 date-time in UTC (PostgreSQL refuses offsets beyond ±15:59), or None."""
+    try:
+        moment = parse_datetime(value)
+        if moment is None:
+            return None
+        if is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _run_for(request: Request, run_id) -> Run:

@@ -46,10 +46,29 @@ def json_depth(value: Any) -> int:
 
 
 def check_depth(value: Any, what: str = "the JSON document") -> None:
-    """Raise ``ValueError`` when ``value`` nests deeper than ``TRELLIS_MAX_JSON_DEPTH``."""
+    """Raise ``ValueError`` when ``value`` nests deeper than ``TRELLIS_MAX_JSON_DEPTH``, or
+    holds a NUL character in a string or key (PostgreSQL's jsonb cannot store one, so it is
+    refused on every database alike)."""
     limit = settings.TRELLIS_MAX_JSON_DEPTH
     if json_depth(value) > limit:
         raise ValueError(f"{what} is nested deeper than {limit} levels (TRELLIS_MAX_JSON_DEPTH).")
+    if _has_nul(value):
+        raise ValueError(f"{what} contains a NUL character (\\u0000), which cannot be stored.")
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_event_data(data: Any, path: str = "$.data") -> None:

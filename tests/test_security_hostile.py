@@ -171,6 +171,12 @@ CASES: dict[str, Hostile] = {
     "run of an unknown workflow": Hostile(
         {"workflow": "no-such-thing"}, 400, "unknown workflow", path="/api/v1/runs/"
     ),
+    "NUL character in session state": Hostile(
+        {"state": {"note": "a\u0000b"}}, 400, "NUL character", path="/api/v1/sessions/"
+    ),
+    "NUL character in run inputs": Hostile(
+        {"workflow": "target", "inputs": {"n\u0000": 1}}, 400, "NUL", path="/api/v1/runs/"
+    ),
     "session state nested too deep": Hostile(
         {"state": json.loads("{" + '"a":{' * 100 + "}" * 100 + "}")},
         400,
@@ -329,3 +335,14 @@ def test_too_many_map_items_fail_the_node_before_any_item_runs(worker, user, set
     node = NodeRun.objects.get(run=run, node_id="each")
     assert node.state == "FAILED"
     assert "TRELLIS_MAX_MAP_ITEMS" in node.error["message"]
+
+
+def test_odd_query_values_are_answered_without_a_server_error(hostile_client):
+    # An offset PostgreSQL refuses (beyond ±15:59) is normalised to UTC first.
+    far = hostile_client.get("/api/v1/runs/", {"created_after": "0356-08-29T11:57:15-23:57"})
+    assert far.status_code == 200 and far.json()["results"] == []
+    assert hostile_client.get("/api/v1/runs/", {"created_after": "yesterday"}).status_code == 400
+    # A NUL character in a filter: no match on SQLite, refused by PostgreSQL; never a 500.
+    nul = hostile_client.get("/api/v1/runs/", {"workflow": "a\x00b"})
+    assert nul.status_code in (200, 400), nul.status_code
+    assert hostile_client.get("/api/v1/runs/", {"session": "not-a-uuid"}).status_code == 400
