@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
-from .limits import check_event_data
+from .limits import check_depth, check_event_data
 from .models import NodeRun, NodeState, Run, Session, Workflow, WorkflowVersion
 from .scheduler import create_run, settle_waiting, spec_for_version, start_run
 from .spec import SpecError, apply_overrides
@@ -44,6 +44,7 @@ def validated_inputs(version: WorkflowVersion, inputs: Any) -> dict[str, Any]:
         inputs = {}
     if not isinstance(inputs, dict):
         raise SpecError([{"path": "$.inputs", "message": "inputs must be a JSON object"}])
+    _check_storable(inputs, "$.inputs")
     schema = spec_for_version(version.pk).inputs_schema
     if not schema:
         return inputs
@@ -63,6 +64,14 @@ def validated_inputs(version: WorkflowVersion, inputs: Any) -> dict[str, Any]:
     if errors:
         raise SpecError(errors)
     return filled
+
+
+def _check_storable(value: Any, path: str) -> None:
+    """Forms and commands reach here without the API's parser: the same depth and NUL rules."""
+    try:
+        check_depth(value, path)
+    except ValueError as exc:
+        raise SpecError([{"path": path, "message": str(exc)}]) from None
 
 
 def _path_part(part: Any) -> str:
@@ -133,6 +142,7 @@ def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
     when it is over ``TRELLIS_MAX_EVENT_BYTES``.
     """
     check_event_data(data)
+    _check_storable(data, "$.data")
     node = NodeRun.objects.get(run=run, node_id=node_id)
     if node.handler != "wait_for_event" or node.state != NodeState.WAITING:
         raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
