@@ -13,6 +13,7 @@ transaction, with broker sends deferred to ``transaction.on_commit``:
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import random
@@ -23,8 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from . import templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
@@ -32,12 +32,14 @@ from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
     NODE_UNFINISHED,
+    batched_events,
     claim,
     move_node,
     move_nodes,
     move_run,
     now,
     record_event,
+    rows_to_values,
 )
 
 N, R = NodeState, RunState
@@ -90,6 +92,29 @@ def _cached_spec(version_id: int) -> WorkflowSpec:
 def spec_for_version(version_id: int) -> WorkflowSpec:
     """The parsed spec of a version. Versions are immutable, so each process parses once."""
     return _cached_spec(version_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_run(run_id) -> Run:
+    return (
+        Run.objects.select_related("workflow_version")
+        .defer("workflow_version__spec")
+        .get(pk=run_id)
+    )
+
+
+def run_for_worker(run_id, status: str) -> Run:
+    """A run as a worker needs it, without a query per node: what a worker reads of a run
+    once it is RUNNING (version, inputs, params, overrides, session, parent node) never
+    changes, so each process loads it once. ``status`` is what the caller's own statement
+    just checked. Each call gets its own copy (the JSON fields too: handlers may mutate
+    their inputs)."""
+    run = copy.copy(_cached_run(run_id))
+    run.status = status
+    run.inputs = copy.deepcopy(run.inputs)
+    run.params = copy.deepcopy(run.params)
+    run.overrides = copy.deepcopy(run.overrides)
+    return run
 
 
 def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
@@ -167,7 +192,7 @@ def create_run(
 def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None) -> bool:
     """Trigger a PENDING run: it becomes RUNNING and its roots are queued and sent."""
     spec = spec_for_version(run.workflow_version_id)
-    with transaction.atomic():
+    with transaction.atomic(), batched_events():
         fields: dict[str, Any] = {"started_at": now()}
         if overrides is not None:
             fields["overrides"] = overrides
@@ -246,19 +271,9 @@ class Outbox:
             if not children:
                 self.touched_sink = True
                 continue
-            counters: dict[str, Any] = {"pending_parents": F("pending_parents") - 1}
-            if state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
-                counters["failed_parents"] = F("failed_parents") + 1
-            elif state == N.SKIPPED:
-                counters["skipped_parents"] = F("skipped_parents") + 1
-            rows = NodeRun.objects.filter(run_id=self.run.pk, node_id__in=children)
-            rows.update(**counters)
-            # Only the transaction that brought a counter to zero sees it at zero: the UPDATE
-            # above holds the child rows' locks until commit.
+            ready = decrement_parents(self.run.pk, children, state)
             plain = []  # ready to run with nothing to evaluate: queued together
-            for child in rows.filter(pending_parents=0, state=N.PENDING).only(
-                "pk", "run_id", "node_id", "state", "attempt", "failed_parents", "skipped_parents"
-            ):
+            for child in ready:
                 child_spec = self.spec.nodes[child.node_id]
                 if (
                     not child_spec.when
@@ -293,6 +308,43 @@ class Outbox:
             transaction.on_commit(lambda: send_nodes(batch))
 
 
+# In model field order, as Model.from_db expects for a partial row.
+_COUNTED = ("id", "run_id", "node_id", "state", "failed_parents", "skipped_parents", "attempt")
+
+
+def decrement_parents(run_id: Any, children: Iterable[str], parent_state: str) -> list[NodeRun]:
+    """A parent ended in ``parent_state``: count it off its children (one UPDATE … RETURNING)
+    and return the children it left with no pending parent and still PENDING.
+
+    Only the transaction that brought a counter to zero sees it at zero: RETURNING gives the
+    values this UPDATE wrote, and the row stays locked until commit."""
+    nodes = NodeRun._meta.db_table
+    counters = "pending_parents = pending_parents - 1"
+    if parent_state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
+        counters += ", failed_parents = failed_parents + 1"
+    elif parent_state == N.SKIPPED:
+        counters += ", skipped_parents = skipped_parents + 1"
+    children = list(children)
+    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {nodes} SET {counters} WHERE run_id = %s AND node_id IN ("
+            + ", ".join(["%s"] * len(children))
+            + ") RETURNING pending_parents, "
+            + ", ".join(_COUNTED),
+            [run_value, *children],
+        )
+        rows = cursor.fetchall()
+    ready = [
+        NodeRun.from_db(connection.alias, _COUNTED, row[1:])
+        for row in sorted(rows, key=lambda row: row[1])  # in id order, as before
+        if row[0] == 0 and row[1 + _COUNTED.index("state")] == N.PENDING
+    ]
+    for node in ready:
+        node.run_id = run_id  # the run's own id object, not the column's text form
+    return ready
+
+
 def message_id(node_pk: int, token: str) -> str:
     """The Celery task id of a node's message: derived, so cancel can revoke it."""
     return f"trellis-node-{node_pk}-{token}"
@@ -319,15 +371,7 @@ def scope_for(
     """Template scope for a node, and the upstream outputs it holds (parents and the nodes
     its templates read)."""
     wanted = set(node_spec.dependencies) | set(node_spec.refs)
-    outputs = (
-        dict(
-            NodeRun.objects.filter(
-                run_id=run.pk, node_id__in=wanted, state=N.COMPLETED
-            ).values_list("node_id", "output")
-        )
-        if wanted
-        else {}
-    )
+    outputs = completed_outputs(run.pk, sorted(wanted)) if wanted else {}
     if run.session_id and "session" not in extra:
         extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
     return templating.build_scope(
@@ -337,6 +381,21 @@ def scope_for(
         run={"id": str(run.pk), "workflow": spec.name, "version": run.workflow_version.version},
         **extra,
     ), outputs
+
+
+def completed_outputs(run_id: Any, node_ids: list[str]) -> dict[str, Any]:
+    """``{node_id: output}`` of the COMPLETED nodes among ``node_ids`` (plain SQL: this runs
+    for every node that has parents)."""
+    names = ("node_id", "output")
+    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT node_id, output FROM {NodeRun._meta.db_table} WHERE run_id = %s"
+            " AND state = %s AND node_id IN (" + ", ".join(["%s"] * len(node_ids)) + ")",
+            [run_value, N.COMPLETED, *node_ids],
+        )
+        rows = cursor.fetchall()
+    return dict(rows_to_values(NodeRun, names, rows))
 
 
 def finish_node(
@@ -373,7 +432,7 @@ def finish_node(
             **({"error": error.get("message")} if error else {}),
         }
     ]
-    with transaction.atomic():
+    with transaction.atomic(), batched_events():
         outbox = Outbox(run, spec)
         if target == N.COMPLETED:
             if not move_node(
@@ -431,9 +490,10 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
     A stale or duplicate message fails the claim and is dropped. A message claimed while
     its run is paused puts the node back to READY, to be sent again on resume.
     """
-    with transaction.atomic():
+    with transaction.atomic(), batched_events():
         node = claim(node_pk, token, worker=worker, worker_pid=os.getpid(), started_at=now())
         if node is not None:
+            node.run = run_for_worker(node.run_id, R.RUNNING)  # the claim checked RUNNING
             return node
         node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
         if node is not None:
