@@ -355,14 +355,17 @@ def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
     from .tasks import execute_node
 
     grace = 30
-    for node_pk, token, node_spec in batch:
-        execute_node.apply_async(
-            (node_pk, token),
-            task_id=message_id(node_pk, token),
-            queue=node_spec.queue,
-            soft_time_limit=node_spec.timeout,
-            time_limit=node_spec.timeout + grace,
-        )
+    # One producer (and broker connection) for the batch, not one from the pool per message.
+    with execute_node.app.producer_or_acquire() as producer:
+        for node_pk, token, node_spec in batch:
+            execute_node.apply_async(
+                (node_pk, token),
+                task_id=message_id(node_pk, token),
+                queue=node_spec.queue,
+                soft_time_limit=node_spec.timeout,
+                time_limit=node_spec.timeout + grace,
+                producer=producer,
+            )
 
 
 def scope_for(
@@ -386,6 +389,8 @@ def scope_for(
 def completed_outputs(run_id: Any, node_ids: list[str]) -> dict[str, Any]:
     """``{node_id: output}`` of the COMPLETED nodes among ``node_ids`` (plain SQL: this runs
     for every node that has parents)."""
+    if not node_ids:
+        return {}
     names = ("node_id", "output")
     run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
     with connection.cursor() as cursor:
@@ -527,18 +532,37 @@ def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
     The run row is locked first: of two transactions finishing the last two nodes, the one
     that locks second sees the other's commit, so exactly one of them ends the run.
     """
-    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
-    if status not in (R.RUNNING, R.PAUSED):
-        return
-    run.status = status
-    if NodeRun.objects.filter(run_id=run.pk, state__in=NODE_UNFINISHED).exists():
-        return
-    failed = NodeRun.objects.filter(run_id=run.pk, state__in=(N.FAILED, N.UPSTREAM_FAILED))
-    final = R.FAILED if failed.exists() else R.COMPLETED
+    runs, nodes = Run._meta.db_table, NodeRun._meta.db_table
+    run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        # (SQLite has no FOR UPDATE: its transactions take the write lock at BEGIN.)
+        cursor.execute(f"SELECT status FROM {runs} WHERE id = %s{lock}", [run_value])
+        status = cursor.fetchone()[0]
+        if status not in (R.RUNNING, R.PAUSED):
+            return
+        run.status = status
+        # A statement of its own, after the lock: under READ COMMITTED it sees the commit of
+        # the transaction that held the lock.
+        cursor.execute(
+            f"SELECT state, node_id FROM {nodes} WHERE run_id = %s AND state IN ("
+            + ", ".join(["%s"] * len(NODE_UNFINISHED))
+            + ") LIMIT 1",
+            [run_value, *sorted(NODE_UNFINISHED)],
+        )
+        if cursor.fetchone() is not None:
+            return
+        cursor.execute(
+            f"SELECT node_id, state FROM {nodes} WHERE run_id = %s AND state IN (%s, %s)"
+            " ORDER BY CASE WHEN state = %s THEN 0 ELSE 1 END, id LIMIT 10",
+            [run_value, N.FAILED, N.UPSTREAM_FAILED, N.FAILED],
+        )
+        failed = cursor.fetchall()  # FAILED ones first, for the error message
+    final = R.FAILED if failed else R.COMPLETED
     result = run_result(run.pk, spec)
     error = ""
     if final == R.FAILED:
-        names = list(failed.filter(state=N.FAILED).values_list("node_id", flat=True)[:10])
+        names = [node_id for node_id, state in failed if state == N.FAILED]
         error = "failed nodes: " + ", ".join(names) if names else "upstream failure"
     if move_run(run, status, final, result=result, error=error, finished_at=now()):
         record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
@@ -633,11 +657,7 @@ def expire_waiting(node_pk: int, token: str | None = None) -> bool:
 
 def run_result(run_id: Any, spec: WorkflowSpec) -> Any:
     """Output node(s) result: the single output node's output, else ``{node_id: output}``."""
-    outputs = dict(
-        NodeRun.objects.filter(
-            run_id=run_id, node_id__in=spec.output_nodes, state=N.COMPLETED
-        ).values_list("node_id", "output")
-    )
+    outputs = completed_outputs(run_id, list(spec.output_nodes))
     if len(spec.output_nodes) == 1:
         return outputs.get(spec.output_nodes[0])
     return outputs

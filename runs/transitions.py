@@ -140,12 +140,20 @@ def move_run(
     data: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
-    """Compare-and-set a run's status; True if this call made the change."""
+    """Compare-and-set a run's status; True if this call made the change. ``fields`` (plain
+    values) are written in the same UPDATE."""
     expected = _as_set(expected)
     for current in expected:
         check_run_transition(current, target)
-    if Run.objects.filter(pk=run.pk, status__in=expected).update(status=target, **fields) != 1:
-        return False
+    assignments, params = _sql_values(Run, fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Run._meta.db_table} SET status = %s{assignments}"
+            " WHERE id = %s AND status IN (" + ", ".join(["%s"] * len(expected)) + ")",
+            [target, *params, Run._meta.pk.get_db_prep_value(run.pk, connection), *expected],
+        )
+        if cursor.rowcount != 1:
+            return False
     previous = run.status
     run.status = target
     for name, value in fields.items():
