@@ -38,6 +38,7 @@ from .transitions import (
     move_nodes,
     move_run,
     now,
+    queue_pending,
     record_event,
     rows_to_values,
 )
@@ -161,7 +162,9 @@ def create_run(
 ) -> Run:
     """A PENDING run with every NodeRun created (PENDING, counters set). Not yet triggered."""
     spec = spec_for_version(version.pk)
-    with transaction.atomic():
+    # No savepoint when nested (start_new_run): nothing catches an error half-way, and the
+    # SAVEPOINT / RELEASE pair were two of a small run's statements.
+    with transaction.atomic(savepoint=False), batched_events():
         run = Run.objects.create(
             workflow_version=version,
             owner=user,
@@ -192,7 +195,7 @@ def create_run(
 def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None) -> bool:
     """Trigger a PENDING run: it becomes RUNNING and its roots are queued and sent."""
     spec = spec_for_version(run.workflow_version_id)
-    with transaction.atomic(), batched_events():
+    with transaction.atomic(savepoint=False), batched_events():
         fields: dict[str, Any] = {"started_at": now()}
         if overrides is not None:
             fields["overrides"] = overrides
@@ -201,13 +204,15 @@ def start_run(run: Run, *, overrides: dict[str, Any] | None = None, params=None)
         if not move_run(run, R.PENDING, R.RUNNING, **fields):
             return False
         outbox = Outbox(run, spec)
-        plain = []
-        for node in NodeRun.objects.filter(run=run, pending_parents=0, state=N.PENDING):
-            if spec.nodes[node.node_id].when:
+        roots = [node.id for node in spec.nodes.values() if not node.dependencies]
+        conditional = [node_id for node_id in roots if spec.nodes[node_id].when]
+        if conditional:
+            for node in NodeRun.objects.filter(
+                run=run, node_id__in=conditional, pending_parents=0, state=N.PENDING
+            ):
                 outbox.make_ready(node, failed_parents=0, skipped_parents=0)
-            else:
-                plain.append(node)
-        outbox.enqueue_many(plain)
+        # The others go PENDING -> QUEUED in one UPDATE ... RETURNING (no SELECT first).
+        outbox.enqueue_roots([node_id for node_id in roots if not spec.nodes[node_id].when])
         outbox.drain()
         outbox.finish_run_if_done()
         outbox.send_on_commit()
@@ -295,6 +300,15 @@ class Outbox:
         a token only has to be unknown to stale messages, not unique per node)."""
         token = new_token()
         for node in move_nodes(nodes, N.PENDING, N.QUEUED, dispatch_token=token, queued_at=now()):
+            self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
+
+    def enqueue_roots(self, node_ids: list[str]) -> None:
+        """A RUNNING run's roots (no parents, nothing to evaluate) PENDING -> QUEUED with one
+        token, in one compare-and-set ``UPDATE … RETURNING``."""
+        if not node_ids:
+            return
+        token = new_token()
+        for node in queue_pending(self.run.pk, node_ids, dispatch_token=token, queued_at=now()):
             self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
 
     def finish_run_if_done(self) -> None:

@@ -339,6 +339,47 @@ def move_nodes(
     return nodes
 
 
+def queue_pending(run_id: Any, node_ids: list[str], **fields: Any) -> list[NodeRun]:
+    """PENDING → QUEUED for the named nodes of a run that are still PENDING with no pending
+    parent (compare-and-set, one ``UPDATE … RETURNING``); records their events and returns
+    the nodes moved (id, node id, attempt loaded)."""
+    check_node_transition(N.PENDING, N.QUEUED)
+    nodes = NodeRun._meta.db_table
+    assignments, params = _sql_values(NodeRun, fields)
+    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {nodes} SET state = %s{assignments} WHERE run_id = %s AND state = %s"
+            " AND pending_parents = 0 AND node_id IN ("
+            + ", ".join(["%s"] * len(node_ids))
+            + ") RETURNING id, node_id, attempt",
+            [N.QUEUED, *params, run_value, N.PENDING, *node_ids],
+        )
+        rows = sorted(cursor.fetchall())  # in id order
+    moved = []
+    for pk, node_id, attempt in rows:
+        node = NodeRun.from_db(
+            connection.alias, ("id", "run_id", "node_id", "attempt"), (pk, None, node_id, attempt)
+        )
+        node.run_id = run_id
+        node.state = N.QUEUED
+        for name, value in fields.items():
+            setattr(node, name, value)
+        moved.append(node)
+    record_events(
+        [
+            (
+                run_id,
+                "node.status",
+                {"state": N.QUEUED, "from": N.PENDING, "attempt": node.attempt},
+                node.node_id,
+            )
+            for node in moved
+        ]
+    )
+    return moved
+
+
 # Events of one unit of work (a claim, a node's completion …) are written together: one
 # INSERT for all of them at the end of the block, still inside its transaction.
 _batch = threading.local()
