@@ -95,13 +95,29 @@ def spec_for_version(version_id: int) -> WorkflowSpec:
     return _cached_spec(version_id)
 
 
+_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
+
+
 @functools.lru_cache(maxsize=1024)
 def _cached_run(run_id) -> Run:
-    return (
-        Run.objects.select_related("workflow_version")
-        .defer("workflow_version__spec")
-        .get(pk=run_id)
-    )
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Run._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {Run._meta.db_table} WHERE id = %s",
+            [Run._meta.pk.get_db_prep_value(run_id, connection)],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        raise Run.DoesNotExist(run_id)
+    run = Run.from_db(connection.alias, _RUN_FIELDS, rows_to_values(Run, _RUN_FIELDS, rows)[0])
+    run.workflow_version = _version_for_scope(run.workflow_version_id)
+    return run
+
+
+@functools.lru_cache(maxsize=256)
+def _version_for_scope(version_id: int) -> WorkflowVersion:
+    """A version without its spec (templates read ``run.version``); versions never change."""
+    return WorkflowVersion.objects.defer("spec").get(pk=version_id)
 
 
 def run_for_worker(run_id, status: str) -> Run:
