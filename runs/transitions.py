@@ -392,17 +392,23 @@ def batched_events() -> Iterator[None]:
     """Collect the events recorded in this block and insert them with one statement when it
     ends. Use inside ``transaction.atomic()``: the rows still commit with the state changes
     they describe. A nested block joins the outer one; on an exception nothing is written
-    (the transaction rolls back anyway)."""
+    (the transaction rolls back anyway). Events recorded inside a savepoint opened within the
+    block are written at once, so that rolling the savepoint back removes them too."""
     if getattr(_batch, "events", None) is not None:
         yield
         return
     events: list[RunEvent] = []
-    _batch.events = events
+    _batch.events, _batch.savepoints = events, _savepoint_depth()
     try:
         yield
     finally:
         _batch.events = None
     _insert_events(events)
+
+
+def _savepoint_depth() -> int:
+    # atomic(savepoint=False) blocks push None: they cannot be rolled back on their own.
+    return sum(1 for sid in connection.savepoint_ids if sid is not None)
 
 
 def _insert_events(events: list[RunEvent]) -> None:
@@ -446,7 +452,11 @@ def record_events(events: list[tuple[Any, str, Any, str]]) -> list[RunEvent]:
         for run_id, kind, data, node_id in events
     ]
     pending = getattr(_batch, "events", None)
-    if pending is not None and connection.in_atomic_block:
+    if (
+        pending is not None
+        and connection.in_atomic_block
+        and _savepoint_depth() == _batch.savepoints
+    ):
         pending.extend(rows)
     else:
         _insert_events(rows)
