@@ -180,12 +180,41 @@ class WorkerPool:
     def __exit__(self, *exc: Any) -> None:
         stop_process_group(self.process, timeout=30)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the worker and its pool processes, or None
+        (running workers, or no /proc). Unlike wall-clock time it hardly moves when other
+        programs load the machine."""
+        if self.process is None or not Path("/proc").is_dir():
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        pids = [self.process.pid]
+        try:
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+            total = 0
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            return None
+        return total / tick
+
 
 class Bench:
     """Runs the workloads. ``scale`` shrinks every size (the test uses a tiny one)."""
 
-    def __init__(self, user, *, reps: int, warmup: int, scale: float, out: Callable[[str], None]):
+    def __init__(
+        self,
+        user,
+        *,
+        reps: int,
+        warmup: int,
+        scale: float,
+        out: Callable[[str], None],
+        cpu: Callable[[], float | None] = lambda: None,
+    ):
         self.user = user
+        self.cpu = cpu  # the workers' CPU seconds so far (WorkerPool.cpu_seconds)
         self.reps = reps
         self.warmup = warmup
         self.scale = scale
@@ -200,8 +229,18 @@ class Bench:
     def _repeat(self, result: Result, once: Callable[[], float]) -> Result:
         for _ in range(self.warmup):
             once()
+        cpu = []
         for _ in range(self.reps):
+            before = self.cpu()
             result.times.append(once())
+            after = self.cpu()
+            if before is not None and after is not None:
+                cpu.append(after - before)
+        if cpu and result.nodes:
+            # Includes what the workers do between repetitions (heartbeats): a few ms.
+            result.extra["worker_cpu_ms_per_node"] = round(
+                1000 * statistics.median(cpu) / result.nodes, 3
+            )
         self.results.append(result)
         self.out(f"  {result.system:<22} {result.workload:<4} median {result.median:.3f} s")
         return result
@@ -529,10 +568,13 @@ def format_table(results: list[Result]) -> str:
         if t and b:
             tv = t.extra.get(field_name, t.median) if field_name else t.median
             bv = b.extra.get(field_name, b.median) if field_name else b.median
-            lines.append(
-                f"  {workload} vs {baseline:<24} {tv / bv:6.2f}x"
-                + (f"  ({field_name})" if field_name else "")
+            line = f"  {workload} vs {baseline:<24} {tv / bv:6.2f}x" + (
+                f"  ({field_name})" if field_name else ""
             )
+            tc, bc = t.extra.get("worker_cpu_ms_per_node"), b.extra.get("worker_cpu_ms_per_node")
+            if tc and bc:
+                line += f"   worker CPU per node {tc / bc:.2f}x"
+            lines.append(line)
     w5 = _find(results, "W5", "trellis run")
     w1 = _find(results, "W1", "trellis")
     if w5 and w1:

@@ -13,6 +13,7 @@ transaction, with broker sends deferred to ``transaction.on_commit``:
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import random
@@ -23,8 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from . import admission, templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
@@ -32,12 +32,15 @@ from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
     NODE_UNFINISHED,
+    batched_events,
     claim,
     move_node,
     move_nodes,
     move_run,
     now,
+    queue_pending,
     record_event,
+    rows_to_values,
 )
 
 N, R = NodeState, RunState
@@ -92,6 +95,45 @@ def spec_for_version(version_id: int) -> WorkflowSpec:
     return _cached_spec(version_id)
 
 
+_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_run(run_id) -> Run:
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Run._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {Run._meta.db_table} WHERE id = %s",
+            [Run._meta.pk.get_db_prep_value(run_id, connection)],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        raise Run.DoesNotExist(run_id)
+    run = Run.from_db(connection.alias, _RUN_FIELDS, rows_to_values(Run, _RUN_FIELDS, rows)[0])
+    run.workflow_version = _version_for_scope(run.workflow_version_id)
+    return run
+
+
+@functools.lru_cache(maxsize=256)
+def _version_for_scope(version_id: int) -> WorkflowVersion:
+    """A version without its spec (templates read ``run.version``); versions never change."""
+    return WorkflowVersion.objects.defer("spec").get(pk=version_id)
+
+
+def run_for_worker(run_id, status: str) -> Run:
+    """A run as a worker needs it, without a query per node: what a worker reads of a run
+    once it is RUNNING (version, inputs, params, overrides, session, parent node) never
+    changes, so each process loads it once. ``status`` is what the caller's own statement
+    just checked. Each call gets its own copy (the JSON fields too: handlers may mutate
+    their inputs)."""
+    run = copy.copy(_cached_run(run_id))
+    run.status = status
+    run.inputs = copy.deepcopy(run.inputs)
+    run.params = copy.deepcopy(run.params)
+    run.overrides = copy.deepcopy(run.overrides)
+    return run
+
+
 def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
     """Store a validated spec: a new workflow, a new version, or (identical spec) the latest.
 
@@ -136,7 +178,9 @@ def create_run(
 ) -> Run:
     """A PENDING run with every NodeRun created (PENDING, counters set). Not yet triggered."""
     spec = spec_for_version(version.pk)
-    with transaction.atomic():
+    # No savepoint when nested (start_new_run): nothing catches an error half-way, and the
+    # SAVEPOINT / RELEASE pair were two of a small run's statements.
+    with transaction.atomic(savepoint=False), batched_events():
         run = Run.objects.create(
             workflow_version=version,
             owner=user,
@@ -174,7 +218,7 @@ def start_run(
     (or, with ``admitting``, when there is still no slot).
     """
     spec = spec_for_version(run.workflow_version_id)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False), batched_events():
         fields: dict[str, Any] = {"started_at": now()}
         if overrides is not None:
             fields["overrides"] = overrides
@@ -189,13 +233,15 @@ def start_run(
         if not move_run(run, R.PENDING, R.RUNNING, **fields):
             return False
         outbox = Outbox(run, spec)
-        plain = []
-        for node in NodeRun.objects.filter(run=run, pending_parents=0, state=N.PENDING):
-            if spec.nodes[node.node_id].when:
+        roots = [node.id for node in spec.nodes.values() if not node.dependencies]
+        conditional = [node_id for node_id in roots if spec.nodes[node_id].when]
+        if conditional:
+            for node in NodeRun.objects.filter(
+                run=run, node_id__in=conditional, pending_parents=0, state=N.PENDING
+            ):
                 outbox.make_ready(node, failed_parents=0, skipped_parents=0)
-            else:
-                plain.append(node)
-        outbox.enqueue_many(plain)
+        # The others go PENDING -> QUEUED in one UPDATE ... RETURNING (no SELECT first).
+        outbox.enqueue_roots([node_id for node_id in roots if not spec.nodes[node_id].when])
         outbox.drain()
         outbox.finish_run_if_done()
         outbox.send_on_commit()
@@ -259,19 +305,9 @@ class Outbox:
             if not children:
                 self.touched_sink = True
                 continue
-            counters: dict[str, Any] = {"pending_parents": F("pending_parents") - 1}
-            if state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
-                counters["failed_parents"] = F("failed_parents") + 1
-            elif state == N.SKIPPED:
-                counters["skipped_parents"] = F("skipped_parents") + 1
-            rows = NodeRun.objects.filter(run_id=self.run.pk, node_id__in=children)
-            rows.update(**counters)
-            # Only the transaction that brought a counter to zero sees it at zero: the UPDATE
-            # above holds the child rows' locks until commit.
+            ready = decrement_parents(self.run.pk, children, state)
             plain = []  # ready to run with nothing to evaluate: queued together
-            for child in rows.filter(pending_parents=0, state=N.PENDING).only(
-                "pk", "run_id", "node_id", "state", "attempt", "failed_parents", "skipped_parents"
-            ):
+            for child in ready:
                 child_spec = self.spec.nodes[child.node_id]
                 if (
                     not child_spec.when
@@ -295,6 +331,15 @@ class Outbox:
         for node in move_nodes(nodes, N.PENDING, N.QUEUED, dispatch_token=token, queued_at=now()):
             self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
 
+    def enqueue_roots(self, node_ids: list[str]) -> None:
+        """A RUNNING run's roots (no parents, nothing to evaluate) PENDING -> QUEUED with one
+        token, in one compare-and-set ``UPDATE … RETURNING``."""
+        if not node_ids:
+            return
+        token = new_token()
+        for node in queue_pending(self.run.pk, node_ids, dispatch_token=token, queued_at=now()):
+            self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
+
     def finish_run_if_done(self) -> None:
         if self.touched_sink:
             _maybe_finish_run(self.run, self.spec)
@@ -304,6 +349,43 @@ class Outbox:
             batch = list(self.to_send)
             self.to_send.clear()
             transaction.on_commit(lambda: send_nodes(batch))
+
+
+# In model field order, as Model.from_db expects for a partial row.
+_COUNTED = ("id", "run_id", "node_id", "state", "failed_parents", "skipped_parents", "attempt")
+
+
+def decrement_parents(run_id: Any, children: Iterable[str], parent_state: str) -> list[NodeRun]:
+    """A parent ended in ``parent_state``: count it off its children (one UPDATE … RETURNING)
+    and return the children it left with no pending parent and still PENDING.
+
+    Only the transaction that brought a counter to zero sees it at zero: RETURNING gives the
+    values this UPDATE wrote, and the row stays locked until commit."""
+    nodes = NodeRun._meta.db_table
+    counters = "pending_parents = pending_parents - 1"
+    if parent_state in (N.FAILED, N.UPSTREAM_FAILED, N.CANCELLED):
+        counters += ", failed_parents = failed_parents + 1"
+    elif parent_state == N.SKIPPED:
+        counters += ", skipped_parents = skipped_parents + 1"
+    children = list(children)
+    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {nodes} SET {counters} WHERE run_id = %s AND node_id IN ("
+            + ", ".join(["%s"] * len(children))
+            + ") RETURNING pending_parents, "
+            + ", ".join(_COUNTED),
+            [run_value, *children],
+        )
+        rows = cursor.fetchall()
+    ready = [
+        NodeRun.from_db(connection.alias, _COUNTED, row[1:])
+        for row in sorted(rows, key=lambda row: row[1])  # in id order, as before
+        if row[0] == 0 and row[1 + _COUNTED.index("state")] == N.PENDING
+    ]
+    for node in ready:
+        node.run_id = run_id  # the run's own id object, not the column's text form
+    return ready
 
 
 def message_id(node_pk: int, token: str) -> str:
@@ -316,14 +398,17 @@ def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
     from .tasks import execute_node
 
     grace = 30
-    for node_pk, token, node_spec in batch:
-        execute_node.apply_async(
-            (node_pk, token),
-            task_id=message_id(node_pk, token),
-            queue=node_spec.queue,
-            soft_time_limit=node_spec.timeout,
-            time_limit=node_spec.timeout + grace,
-        )
+    # One producer (and broker connection) for the batch, not one from the pool per message.
+    with execute_node.app.producer_or_acquire() as producer:
+        for node_pk, token, node_spec in batch:
+            execute_node.apply_async(
+                (node_pk, token),
+                task_id=message_id(node_pk, token),
+                queue=node_spec.queue,
+                soft_time_limit=node_spec.timeout,
+                time_limit=node_spec.timeout + grace,
+                producer=producer,
+            )
 
 
 def scope_for(
@@ -332,15 +417,7 @@ def scope_for(
     """Template scope for a node, and the upstream outputs it holds (parents and the nodes
     its templates read)."""
     wanted = set(node_spec.dependencies) | set(node_spec.refs)
-    outputs = (
-        dict(
-            NodeRun.objects.filter(
-                run_id=run.pk, node_id__in=wanted, state=N.COMPLETED
-            ).values_list("node_id", "output")
-        )
-        if wanted
-        else {}
-    )
+    outputs = completed_outputs(run.pk, sorted(wanted)) if wanted else {}
     if run.session_id and "session" not in extra:
         extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
     return templating.build_scope(
@@ -350,6 +427,23 @@ def scope_for(
         run={"id": str(run.pk), "workflow": spec.name, "version": run.workflow_version.version},
         **extra,
     ), outputs
+
+
+def completed_outputs(run_id: Any, node_ids: list[str]) -> dict[str, Any]:
+    """``{node_id: output}`` of the COMPLETED nodes among ``node_ids`` (plain SQL: this runs
+    for every node that has parents)."""
+    if not node_ids:
+        return {}
+    names = ("node_id", "output")
+    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT node_id, output FROM {NodeRun._meta.db_table} WHERE run_id = %s"
+            " AND state = %s AND node_id IN (" + ", ".join(["%s"] * len(node_ids)) + ")",
+            [run_value, N.COMPLETED, *node_ids],
+        )
+        rows = cursor.fetchall()
+    return dict(rows_to_values(NodeRun, names, rows))
 
 
 def finish_node(
@@ -386,7 +480,7 @@ def finish_node(
             **({"error": error.get("message")} if error else {}),
         }
     ]
-    with transaction.atomic():
+    with transaction.atomic(), batched_events():
         outbox = Outbox(run, spec)
         if target == N.COMPLETED:
             if not move_node(
@@ -444,9 +538,10 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
     A stale or duplicate message fails the claim and is dropped. A message claimed while
     its run is paused puts the node back to READY, to be sent again on resume.
     """
-    with transaction.atomic():
+    with transaction.atomic(), batched_events():
         node = claim(node_pk, token, worker=worker, worker_pid=os.getpid(), started_at=now())
         if node is not None:
+            node.run = run_for_worker(node.run_id, R.RUNNING)  # the claim checked RUNNING
             return node
         node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
         if node is not None:
@@ -480,18 +575,37 @@ def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
     The run row is locked first: of two transactions finishing the last two nodes, the one
     that locks second sees the other's commit, so exactly one of them ends the run.
     """
-    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
-    if status not in (R.RUNNING, R.PAUSED):
-        return
-    run.status = status
-    if NodeRun.objects.filter(run_id=run.pk, state__in=NODE_UNFINISHED).exists():
-        return
-    failed = NodeRun.objects.filter(run_id=run.pk, state__in=(N.FAILED, N.UPSTREAM_FAILED))
-    final = R.FAILED if failed.exists() else R.COMPLETED
+    runs, nodes = Run._meta.db_table, NodeRun._meta.db_table
+    run_value = Run._meta.pk.get_db_prep_value(run.pk, connection)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        # (SQLite has no FOR UPDATE: its transactions take the write lock at BEGIN.)
+        cursor.execute(f"SELECT status FROM {runs} WHERE id = %s{lock}", [run_value])
+        status = cursor.fetchone()[0]
+        if status not in (R.RUNNING, R.PAUSED):
+            return
+        run.status = status
+        # A statement of its own, after the lock: under READ COMMITTED it sees the commit of
+        # the transaction that held the lock.
+        cursor.execute(
+            f"SELECT state, node_id FROM {nodes} WHERE run_id = %s AND state IN ("
+            + ", ".join(["%s"] * len(NODE_UNFINISHED))
+            + ") LIMIT 1",
+            [run_value, *sorted(NODE_UNFINISHED)],
+        )
+        if cursor.fetchone() is not None:
+            return
+        cursor.execute(
+            f"SELECT node_id, state FROM {nodes} WHERE run_id = %s AND state IN (%s, %s)"
+            " ORDER BY CASE WHEN state = %s THEN 0 ELSE 1 END, id LIMIT 10",
+            [run_value, N.FAILED, N.UPSTREAM_FAILED, N.FAILED],
+        )
+        failed = cursor.fetchall()  # FAILED ones first, for the error message
+    final = R.FAILED if failed else R.COMPLETED
     result = run_result(run.pk, spec)
     error = ""
     if final == R.FAILED:
-        names = list(failed.filter(state=N.FAILED).values_list("node_id", flat=True)[:10])
+        names = [node_id for node_id, state in failed if state == N.FAILED]
         error = "failed nodes: " + ", ".join(names) if names else "upstream failure"
     if move_run(run, status, final, result=result, error=error, finished_at=now()):
         record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
@@ -588,11 +702,7 @@ def expire_waiting(node_pk: int, token: str | None = None) -> bool:
 
 def run_result(run_id: Any, spec: WorkflowSpec) -> Any:
     """Output node(s) result: the single output node's output, else ``{node_id: output}``."""
-    outputs = dict(
-        NodeRun.objects.filter(
-            run_id=run_id, node_id__in=spec.output_nodes, state=N.COMPLETED
-        ).values_list("node_id", "output")
-    )
+    outputs = completed_outputs(run_id, list(spec.output_nodes))
     if len(spec.output_nodes) == 1:
         return outputs.get(spec.output_nodes[0])
     return outputs

@@ -27,7 +27,7 @@ from typing import Any
 
 from celery import signals
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 from . import admission
 from .models import NodeRun, NodeState, Run, RunState, Worker
@@ -144,6 +144,23 @@ def _start_heartbeat(sender=None, **kwargs) -> None:
     threading.Thread(
         target=_heartbeat_loop, args=(sender,), name="trellis-heartbeat", daemon=True
     ).start()
+
+
+@signals.worker_init.connect
+def _keep_connections(**kwargs) -> None:
+    """Worker processes keep their database connection from one task to the next (before
+    the pool forks, so every pool process inherits the setting; connections themselves are
+    never inherited: the fixup closes them in each new process)."""
+    for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = settings.TRELLIS_WORKER_DB_MAX_AGE
+
+
+@signals.task_postrun.connect
+def _recycle_connections(**kwargs) -> None:
+    """After each task, drop a connection that failed (a restarted database) or aged out,
+    as Django does at the end of a request; otherwise the next task reuses it."""
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()
 
 
 @signals.worker_shutdown.connect

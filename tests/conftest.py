@@ -222,9 +222,12 @@ def wait_for_run(run_id, timeout: float = 60.0, states=("COMPLETED", "FAILED", "
 
 @pytest.fixture(autouse=True)
 def _fresh_spec_cache():
-    """Rolled-back tests reuse primary keys; the per-process spec cache must not outlive them."""
-    from runs.scheduler import _cached_spec
+    """Rolled-back tests reuse primary keys; the per-process caches must not outlive them."""
+    from runs.scheduler import _cached_run, _cached_spec, _version_for_scope
 
-    _cached_spec.cache_clear()
+    caches = (_cached_spec, _cached_run, _version_for_scope)
+    for cache in caches:
+        cache.cache_clear()
     yield
-    _cached_spec.cache_clear()
+    for cache in caches:
+        cache.cache_clear()

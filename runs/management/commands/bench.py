@@ -51,12 +51,14 @@ class Command(BaseCommand):
         user, _ = get_user_model().objects.get_or_create(username="trellis-bench")
         concurrency = options["concurrency"] or len(os.sched_getaffinity(0))
         log = Path(settings.TRELLIS_DATA_DIR) / "bench-worker.log"
+        pool = WorkerPool(concurrency, options["running_workers"], log)
         bench = Bench(
             user,
             reps=options["reps"],
             warmup=options["warmup"],
             scale=options["scale"],
             out=lambda line: self.stdout.write(line),
+            cpu=pool.cpu_seconds,
         )
         db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         self.stdout.write(
@@ -64,7 +66,7 @@ class Command(BaseCommand):
             f"{concurrency} worker processes, {options['reps']} reps (+{options['warmup']} warm-up)"
         )
         started = time.perf_counter()
-        with WorkerPool(concurrency, options["running_workers"], log):
+        with pool:
             for name in chosen:
                 getattr(bench, "queries_per_node" if name == "queries" else name)()
         self.stdout.write("")
