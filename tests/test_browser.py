@@ -260,7 +260,8 @@ def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
     version = workflow(
         user,
         [
-            py("prepare", "sleep", kwargs={"seconds": 1.5}),
+            # long enough to pause while it runs, even on a loaded machine
+            py("prepare", "sleep", kwargs={"seconds": 4}),
             py("price", "add", ["prepare"], kwargs={"a": 40, "b": 2}),
             {
                 "id": "approve",
