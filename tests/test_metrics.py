@@ -19,6 +19,7 @@ from runs.scheduler import save_workflow
 from runs.services import start_new_run
 from runs.workers import liveness
 from tests.conftest import wait_for_run
+from tests.test_engine import py
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,17 +122,6 @@ def test_queue_depth_counts_every_priority_list_under_the_global_keyprefix():
 # --- series after a real run ------------------------------------------------------------
 
 
-def python_node(node_id, function, deps=(), **extra):
-    kwargs = extra.pop("kwargs", {})
-    return {
-        "id": node_id,
-        "handler": "python",
-        "dependencies": list(deps),
-        "config": {"function": function, "kwargs": kwargs},
-        **extra,
-    }
-
-
 def wait_for_live_worker(timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,8 +139,8 @@ def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
         "name": name,
         "dag": {
             "nodes": [
-                python_node("nap", "sleep", kwargs={"seconds": 0.3}),
-                python_node(
+                py("nap", "sleep", kwargs={"seconds": 0.3}),
+                py(
                     "shaky",
                     "flaky",
                     ["nap"],
@@ -170,7 +160,7 @@ def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
     unserved = f"ops-unserved-{uuid.uuid4().hex[:8]}"
     stuck_spec = {
         "name": f"{name}-stuck",
-        "dag": {"nodes": [python_node("idle", "add", kwargs={"a": 1, "b": 1}, queue=unserved)]},
+        "dag": {"nodes": [py("idle", "add", kwargs={"a": 1, "b": 1}, queue=unserved)]},
     }
     stuck_version, _ = save_workflow(stuck_spec, user)
     stuck = start_new_run(stuck_version, user, inputs={})
