@@ -10,6 +10,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from runs.bench import Bench, WorkerPool, format_table
 
@@ -48,6 +50,12 @@ class Command(BaseCommand):
             )
         if options["reps"] < 1 or options["scale"] <= 0:
             raise CommandError("--reps must be at least 1 and --scale positive")
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            raise CommandError(
+                "the database is not migrated: run `python manage.py migrate` first "
+                "(./bin/up does it too)"
+            )
         user, _ = get_user_model().objects.get_or_create(username="trellis-bench")
         concurrency = options["concurrency"] or len(os.sched_getaffinity(0))
         log = Path(settings.TRELLIS_DATA_DIR) / "bench-worker.log"
