@@ -320,20 +320,33 @@ def _bearer_token(request: HttpRequest) -> str | None:
     return credentials.strip()
 
 
+def _api_token(request: HttpRequest) -> str | None:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "token" else None
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``GET /metrics``: for a staff session, or ``Authorization: Bearer
-    <TRELLIS_METRICS_TOKEN>`` when that setting is set. 401 without either, 403 for a
+    """``GET /metrics``: for a staff session or a staff user's API token
+    (``Authorization: Token …``), or ``Authorization: Bearer <TRELLIS_METRICS_TOKEN>`` when
+    that setting is set. 401 without either, 403 for a
     signed-in user who is not staff."""
     if request.method not in ("GET", "HEAD"):
         return _error("Method not allowed.", 405)
     token = _bearer_token(request)
     expected = settings.TRELLIS_METRICS_TOKEN
+    user = request.user
+    if token is None and (api_key := _api_token(request)) is not None:
+        from .streams import user_for_token  # noqa: PLC0415
+
+        user = user_for_token(api_key)  # a staff user's API token works too
+        if user is None:
+            return _error("Invalid token.", 401)
     if token is not None:
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
             return _error("Invalid metrics token.", 401)
-    elif not request.user.is_authenticated:
+    elif not user.is_authenticated:
         return _error("Authentication credentials were not provided.", 401)
-    elif not request.user.is_staff:
+    elif not user.is_staff:
         return _error("Metrics are for staff users.", 403)
     registry = CollectorRegistry()
     registry.register(TrellisCollector())

@@ -90,6 +90,19 @@ def test_wrong_bearer_token_is_401_even_with_a_staff_session(staff_client):
     assert response.json()["error"] == "Invalid metrics token."
 
 
+def test_api_tokens_of_staff_may_scrape_others_may_not(user, django_user_model):
+    from rest_framework.authtoken.models import Token
+
+    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    samples = scrape(Client(), HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    assert ("trellis_workers_alive", ()) in samples
+    plain = Client().get(
+        "/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}"
+    )
+    assert plain.status_code == 403
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Token nope").status_code == 401
+
+
 def test_bearer_token_is_refused_when_no_token_is_configured():
     assert settings.TRELLIS_METRICS_TOKEN == ""
     response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ")
