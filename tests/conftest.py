@@ -129,6 +129,23 @@ class WorkerProcess:
         stop_process_group(self.proc, timeout=20)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_sessions_left_on_the_test_database(django_db_setup, django_db_blocker):
+    """On PostgreSQL, end what still holds the test database once the session's processes
+    are gone (a connection some thread of this process opened and never closed), so that
+    pytest-django can drop it instead of warning "being accessed by other users"."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(scope="session")
 def llm_server():
     """An OpenAI-compatible server the session's worker is configured to use."""
