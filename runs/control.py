@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from . import admission
+from .dbretry import retry_on_deadlock
 from .models import NodeRun, NodeState, Run, RunState
 from .scheduler import Outbox, message_id, settle_parent, spec_for_version
 from .transitions import NODE_UNFINISHED, InvalidTransition, move_node, move_run, now, record_event
@@ -24,6 +25,7 @@ def _locked_run(run_id: Any) -> Run:
     return Run.objects.select_for_update().select_related("workflow_version").get(pk=run_id)
 
 
+@retry_on_deadlock
 def pause(run_id: Any, user=None) -> Run:
     """RUNNING → PAUSED. Nodes already running finish; newly ready ones wait in READY."""
     with transaction.atomic():
@@ -33,6 +35,7 @@ def pause(run_id: Any, user=None) -> Run:
     return run
 
 
+@retry_on_deadlock
 def resume(run_id: Any, user=None) -> Run:
     """PAUSED → RUNNING; every READY node is queued and sent."""
     with transaction.atomic():
@@ -46,6 +49,7 @@ def resume(run_id: Any, user=None) -> Run:
     return run
 
 
+@retry_on_deadlock
 def cancel(run_id: Any, user=None) -> Run:
     """→ CANCELLED; every unfinished node CANCELLED and queued messages revoked.
 
@@ -88,6 +92,7 @@ def _revoke(task_ids: list[str]) -> None:
     app.control.revoke(task_ids)
 
 
+@retry_on_deadlock
 def retry(run_id: Any, user=None) -> Run:
     """FAILED / CANCELLED run → RUNNING: failed, upstream-failed and cancelled nodes and their
     descendants go back to PENDING with recomputed counters; completed outputs are reused and

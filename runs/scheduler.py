@@ -24,9 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
-from . import admission, templating
+from . import admission, dbretry, templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
 from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
@@ -459,8 +459,38 @@ def finish_node(
     """End a RUNNING attempt: COMPLETED, or FAILED / RETRYING per the retry policy.
 
     Returns the state written, or None when the node was no longer ours (stale token).
-    ``run`` (with its workflow_version) saves a query when the caller has it.
+    ``run`` (with its workflow_version) saves a query when the caller has it. A transaction
+    PostgreSQL aborts as a deadlock victim is run again from the node as stored.
     """
+    for attempt in range(1, dbretry.ATTEMPTS + 1):
+        try:
+            return _finish_node_once(
+                node, target, token=token, output=output, error=error, retryable=retryable, run=run
+            )
+        except OperationalError as exc:
+            if (
+                attempt == dbretry.ATTEMPTS
+                or connection.in_atomic_block
+                or not dbretry.is_retryable(exc)
+            ):
+                raise
+            # The rolled-back transaction had changed these in memory.
+            node.refresh_from_db()
+            if run is not None:
+                run.refresh_from_db(fields=["status"])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _finish_node_once(
+    node: NodeRun,
+    target: str,
+    *,
+    token: str | None,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    retryable: bool = False,
+    run: Run | None = None,
+) -> str | None:
     if run is None:
         run = (
             Run.objects.select_related("workflow_version")
