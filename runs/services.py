@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
+from .dbretry import retry_on_deadlock
 from .limits import check_depth, check_event_data
 from .models import NodeRun, NodeState, Run, Session, Workflow, WorkflowVersion
 from .scheduler import create_run, settle_waiting, spec_for_version, start_run
@@ -78,6 +79,7 @@ def _path_part(part: Any) -> str:
     return f"[{part}]" if isinstance(part, int) else f".{part}"
 
 
+@retry_on_deadlock
 def start_new_run(
     version: WorkflowVersion,
     user,
@@ -135,6 +137,7 @@ def start_child_run(parent: Run, node: NodeRun, instruction) -> Run:
     )
 
 
+@retry_on_deadlock
 def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
     """Complete a WAITING `wait_for_event` node with posted data (human in the loop).
 
