@@ -42,7 +42,7 @@ from runs.services import (
 from runs.spec import SpecError
 from runs.templating import render_value
 from runs.transitions import RUN_FINISHED, InvalidTransition
-from runs.workers import liveness, queue_warnings
+from runs.workers import liveness, queue_warnings, running_per_worker
 
 from .dag import layout_for_spec
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
@@ -589,12 +589,7 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
 
 
 def worker_rows() -> list[dict[str, Any]]:
-    running = dict(
-        NodeRun.objects.filter(state=NodeState.RUNNING)
-        .values_list("worker")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    running = running_per_worker()
     rows = []
     for worker in Worker.objects.all():
         rows.append(

@@ -54,3 +54,69 @@ def stop_process_group(process, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def start_process_group(argv: list[str], *, env: dict[str, str], log_path, cwd) -> subprocess.Popen:
+    """Start ``argv`` in its own process group (so :func:`stop_process_group` reaches its
+    children), dying with this process, output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+
+
+def celery_worker_argv(name: str, queues: str, concurrency: int, loglevel: str) -> list[str]:
+    """``celery worker`` as the tests and the bench start it: prefork, named ``name@host``,
+    without gossip and mingle (they only slow start-up on one machine)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "orchestration",
+        "worker",
+        "-P",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "-Q",
+        queues,
+        "-l",
+        loglevel,
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def wait_for_worker(name: str, process: subprocess.Popen, log_path, timeout: float = 60) -> None:
+    """Until the worker named ``name@…`` answers a ping; RuntimeError (with the end of its
+    log) when it exits or does not answer within ``timeout`` seconds."""
+    import time
+
+    import redis
+
+    from orchestration.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = open(log_path, errors="replace").read()[-3000:]
+            raise RuntimeError(f"worker {name} exited; see {log_path}:\n{tail}")
+        try:
+            replies = app.control.ping(timeout=0.5)
+        except (OSError, redis.exceptions.ConnectionError):
+            # a pooled broker connection from before a Redis restart: the next ping gets a
+            # fresh one
+            time.sleep(0.2)
+            continue
+        if any(node.startswith(f"{name}@") for reply in replies for node in reply):
+            return
+    raise RuntimeError(f"worker {name} not ready after {timeout} s; see {log_path}")

@@ -49,6 +49,16 @@ def pretty_json(value: Any) -> SafeString:
     return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
+def json_display(attribute: str):
+    """A read-only admin field showing ``obj.<attribute>`` as formatted JSON."""
+
+    @admin.display(description=attribute)
+    def show(self, obj: Any) -> SafeString:
+        return pretty_json(getattr(obj, attribute))
+
+    return show
+
+
 def state_badge(state: str) -> SafeString:
     return format_html(
         '<strong style="color:{}">{}</strong>', STATE_COLOURS.get(state, "#4b5563"), state
@@ -178,9 +188,7 @@ class WorkflowVersionAdmin(ReadOnlyAdmin):
         spec = obj.spec if isinstance(obj.spec, dict) else {}
         return len((spec.get("dag") or {}).get("nodes") or [])
 
-    @admin.display(description="spec")
-    def spec_pretty(self, obj: WorkflowVersion) -> SafeString:
-        return pretty_json(obj.spec)
+    spec_pretty = json_display("spec")
 
     @admin.display(description="runs")
     def run_links(self, obj: WorkflowVersion) -> SafeString:
@@ -362,21 +370,10 @@ class RunAdmin(ReadOnlyAdmin):
             changelist_link(NodeRun, "nodes", run__id__exact=obj.pk),
         )
 
-    @admin.display(description="inputs")
-    def inputs_pretty(self, obj: Run) -> SafeString:
-        return pretty_json(obj.inputs)
-
-    @admin.display(description="params")
-    def params_pretty(self, obj: Run) -> SafeString:
-        return pretty_json(obj.params)
-
-    @admin.display(description="overrides")
-    def overrides_pretty(self, obj: Run) -> SafeString:
-        return pretty_json(obj.overrides)
-
-    @admin.display(description="result")
-    def result_pretty(self, obj: Run) -> SafeString:
-        return pretty_json(obj.result)
+    inputs_pretty = json_display("inputs")
+    params_pretty = json_display("params")
+    overrides_pretty = json_display("overrides")
+    result_pretty = json_display("result")
 
 
 @admin.register(NodeRun)
@@ -439,17 +436,9 @@ class NodeRunAdmin(ReadOnlyAdmin):
             RunEvent, "events of this node", run__id__exact=obj.run_id, node_id=obj.node_id
         )
 
-    @admin.display(description="output")
-    def output_pretty(self, obj: NodeRun) -> SafeString:
-        return pretty_json(obj.output)
-
-    @admin.display(description="error")
-    def error_pretty(self, obj: NodeRun) -> SafeString:
-        return pretty_json(obj.error)
-
-    @admin.display(description="attempts")
-    def attempts_pretty(self, obj: NodeRun) -> SafeString:
-        return pretty_json(obj.attempts)
+    output_pretty = json_display("output")
+    error_pretty = json_display("error")
+    attempts_pretty = json_display("attempts")
 
 
 @admin.register(RunEvent)
@@ -477,9 +466,7 @@ class RunEventAdmin(ReadOnlyAdmin):
         text = json.dumps(obj.data, ensure_ascii=False, default=str)
         return text if len(text) <= 120 else text[:117] + "..."
 
-    @admin.display(description="data")
-    def data_pretty(self, obj: RunEvent) -> SafeString:
-        return pretty_json(obj.data)
+    data_pretty = json_display("data")
 
 
 # --------------------------------------------------------------------------------------
@@ -531,9 +518,7 @@ class SessionAdmin(admin.ModelAdmin):
         text = f"{count} run(s)" if count is not None else "runs"
         return changelist_link(Run, text, session__id__exact=obj.pk)
 
-    @admin.display(description="state")
-    def state_pretty(self, obj: Session) -> SafeString:
-        return pretty_json(obj.state)
+    state_pretty = json_display("state")
 
 
 @admin.register(Worker)

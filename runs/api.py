@@ -584,11 +584,12 @@ class SessionDetailView(APIView):
 class WorkerListView(APIView):
     @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
     def get(self, request: Request) -> Response:
-        from .workers import worker_view
+        from .workers import running_per_worker, worker_view
 
+        running = running_per_worker()
         return Response(
             {
-                "results": [worker_view(w) for w in Worker.objects.all()],
+                "results": [worker_view(w, running) for w in Worker.objects.all()],
                 "queue_limits": queue_limits.usage(),
             }
         )

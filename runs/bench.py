@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +30,13 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orchestration.processes import database_url, die_with_parent, stop_process_group
+from orchestration.processes import (
+    celery_worker_argv,
+    database_url,
+    start_process_group,
+    stop_process_group,
+    wait_for_worker,
+)
 
 from .tasks import bench_noop as noop
 
@@ -138,44 +143,14 @@ class WorkerPool:
         env.setdefault("DJANGO_SETTINGS_MODULE", "orchestration.settings")
         # The database this process uses (in the tests: the test database).
         env["DATABASE_URL"] = database_url(connection.settings_dict)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "orchestration",
-                "worker",
-                "-Q",
-                BENCH_QUEUE,
-                "-c",
-                str(self.concurrency),
-                "-P",
-                "prefork",
-                "-l",
-                "warning",
-                "-n",
-                f"{self.name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+        self.process = start_process_group(
+            celery_worker_argv(self.name, BENCH_QUEUE, self.concurrency, "warning"),
             env=env,
-            stdout=open(self.log, "ab"),
-            stderr=subprocess.STDOUT,
+            log_path=self.log,
             cwd=settings.BASE_DIR,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
         )
-        from orchestration.celery import app
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bench worker exited; see {self.log}")
-            replies = app.control.ping(timeout=0.5)
-            if any(name.startswith(self.name) for reply in replies for name in reply):
-                return self
-        raise RuntimeError(f"bench worker not ready; see {self.log}")
+        wait_for_worker(self.name, self.process, self.log)
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         stop_process_group(self.process, timeout=30)

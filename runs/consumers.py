@@ -66,6 +66,17 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             subprotocol = SUBPROTOCOL
         await super().accept(subprotocol, headers)
 
+    async def checked_after(self) -> int | None:
+        """``?after=`` for a signed-in user; otherwise the socket is refused (None)."""
+        user = self.user
+        if user is None or not user.is_authenticated:
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return None
+        after = _after(self.scope)
+        if after is None:
+            await self.refuse(CLOSE_BAD_REQUEST)
+        return after
+
     async def refuse(self, code: int) -> None:
         await self.accept()
         await self.close(code=code)
@@ -84,14 +95,11 @@ class RunEventsConsumer(StreamConsumer):
 
     async def connect(self) -> None:
         self._recheck = None
-        user = self.user
-        if user is None or not user.is_authenticated:
-            return await self.refuse(CLOSE_UNAUTHENTICATED)
-        after = _after(self.scope)
+        after = await self.checked_after()
         if after is None:
-            return await self.refuse(CLOSE_BAD_REQUEST)
+            return
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        run = await database_sync_to_async(visible_run)(user, run_id)
+        run = await database_sync_to_async(visible_run)(self.user, run_id)
         if run is None:
             return await self.refuse(CLOSE_NOT_FOUND)
         self.run_id = str(run.pk)
@@ -182,18 +190,15 @@ class RunListConsumer(StreamConsumer):
     SUMMARY_CACHE = 2000  # run ids remembered as not visible to this user
 
     async def connect(self) -> None:
-        user = self.user
-        if user is None or not user.is_authenticated:
-            return await self.refuse(CLOSE_UNAUTHENTICATED)
-        after = _after(self.scope)
+        after = await self.checked_after()
         if after is None:
-            return await self.refuse(CLOSE_BAD_REQUEST)
+            return
         self.cursor = EventCursor(after)
         self.hidden: OrderedDict[str, None] = OrderedDict()
         await self.channel_layer.group_add(RUN_LIST_GROUP, self.channel_name)
         await self.accept()
         if after:
-            backlog = await database_sync_to_async(_run_list_backlog)(user, after)
+            backlog = await database_sync_to_async(_run_list_backlog)(self.user, after)
             await self.relay(backlog)
         await self.send_json({"type": "synced", "last": self.cursor.last})
 

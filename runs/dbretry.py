@@ -33,19 +33,29 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
-def retry_on_deadlock(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        if connection.in_atomic_block:
-            return fn(*args, **kwargs)
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return fn(*args, **kwargs)
-            except OperationalError as exc:
-                if attempt == ATTEMPTS or not is_retryable(exc):
-                    raise
-                logger.info("%s: %s; trying again (%d)", fn.__qualname__, exc.__cause__, attempt)
-                time.sleep(random.uniform(0.005, 0.05) * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+def retry_on_deadlock(
+    fn: Callable[..., T] | None = None, *, before_retry: Callable[..., None] | None = None
+):
+    """Decorator. ``before_retry(*args, **kwargs)``, when given, is called with the same
+    arguments before each new try: for objects the aborted try changed in memory."""
 
-    return wrapper
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            if connection.in_atomic_block:
+                return fn(*args, **kwargs)
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    return fn(*args, **kwargs)
+                except OperationalError as exc:
+                    if attempt == ATTEMPTS or not is_retryable(exc):
+                        raise
+                    logger.info("%s: %s; trying again (%d)", fn.__qualname__, exc, attempt)
+                    time.sleep(random.uniform(0.005, 0.05) * attempt)
+                    if before_retry is not None:
+                        before_retry(*args, **kwargs)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate

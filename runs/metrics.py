@@ -163,12 +163,9 @@ def broker_queues() -> set[str]:
     """The Celery queues to measure: the default one, every queue a worker that is not dead
     consumes, and every queue a QUEUED node was sent to (a queue nobody serves is the one
     whose depth matters most)."""
-    queues = {settings.CELERY_TASK_DEFAULT_QUEUE}
-    since = now() - timedelta(seconds=settings.TRELLIS_WORKER_DEAD_AFTER)
-    for names in Worker.objects.filter(stopped_at__isnull=True, last_seen__gte=since).values_list(
-        "queues", flat=True
-    ):
-        queues.update(name for name in names or [] if isinstance(name, str))
+    from .workers import served_queues  # noqa: PLC0415 - workers imports this module lazily
+
+    queues = {settings.CELERY_TASK_DEFAULT_QUEUE, *served_queues()}
     queues.update(NodeRun.objects.filter(state=N.QUEUED).values_list("queue", flat=True).distinct())
     return queues
 

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 
 from . import admission, dbretry, templating
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
@@ -446,6 +446,14 @@ def completed_outputs(run_id: Any, node_ids: list[str]) -> dict[str, Any]:
     return dict(rows_to_values(NodeRun, names, rows))
 
 
+def _reload_after_deadlock(node: NodeRun, *args: Any, run: Run | None = None, **kwargs: Any):
+    """The aborted try had changed these in memory (its database writes rolled back)."""
+    node.refresh_from_db()
+    if run is not None:
+        run.refresh_from_db(fields=["status"])
+
+
+@dbretry.retry_on_deadlock(before_retry=_reload_after_deadlock)
 def finish_node(
     node: NodeRun,
     target: str,
@@ -462,35 +470,6 @@ def finish_node(
     ``run`` (with its workflow_version) saves a query when the caller has it. A transaction
     PostgreSQL aborts as a deadlock victim is run again from the node as stored.
     """
-    for attempt in range(1, dbretry.ATTEMPTS + 1):
-        try:
-            return _finish_node_once(
-                node, target, token=token, output=output, error=error, retryable=retryable, run=run
-            )
-        except OperationalError as exc:
-            if (
-                attempt == dbretry.ATTEMPTS
-                or connection.in_atomic_block
-                or not dbretry.is_retryable(exc)
-            ):
-                raise
-            # The rolled-back transaction had changed these in memory.
-            node.refresh_from_db()
-            if run is not None:
-                run.refresh_from_db(fields=["status"])
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _finish_node_once(
-    node: NodeRun,
-    target: str,
-    *,
-    token: str | None,
-    output: Any = None,
-    error: dict[str, Any] | None = None,
-    retryable: bool = False,
-    run: Run | None = None,
-) -> str | None:
     if run is None:
         run = (
             Run.objects.select_related("workflow_version")

@@ -28,6 +28,7 @@ from typing import Any
 from celery import signals
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
+from django.db.models import Count
 
 from . import admission
 from .models import NodeRun, NodeState, Run, RunState, Worker
@@ -83,7 +84,18 @@ def queue_warnings(nodes, served: set[str] | None = None) -> dict[str, str]:
     }
 
 
-def worker_view(worker: Worker) -> dict[str, Any]:
+def running_per_worker() -> dict[str, int]:
+    """RUNNING nodes by worker hostname, in one grouped query."""
+    return dict(
+        NodeRun.objects.filter(state=N.RUNNING)
+        .values_list("worker")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def worker_view(worker: Worker, running: dict[str, int]) -> dict[str, Any]:
+    """A worker for the API; ``running`` from :func:`running_per_worker`."""
     return {
         "hostname": worker.hostname,
         "pid": worker.pid,
@@ -92,7 +104,7 @@ def worker_view(worker: Worker) -> dict[str, Any]:
         "started_at": worker.started_at.isoformat(),
         "last_seen": worker.last_seen.isoformat(),
         "liveness": liveness(worker),
-        "nodes_running": NodeRun.objects.filter(state=N.RUNNING, worker=worker.hostname).count(),
+        "nodes_running": running.get(worker.hostname, 0),
     }
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from orchestration.processes import database_url, die_with_parent, stop_process_group
+from orchestration.processes import (
+    celery_worker_argv,
+    database_url,
+    start_process_group,
+    stop_process_group,
+    wait_for_worker,
+)
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,58 +71,11 @@ class WorkerProcess:
         self.log_path = ARTIFACTS / f"worker-{name}.log"
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                *self.wrapper,
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "orchestration",
-                "worker",
-                "-P",
-                "prefork",
-                "-c",
-                str(self.concurrency),
-                "-Q",
-                self.queues,
-                "-l",
-                "info",
-                "-n",
-                f"{self.name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+        argv = celery_worker_argv(self.name, self.queues, self.concurrency, "info")
+        self.proc = start_process_group(
+            [*self.wrapper, *argv], env=self.env, log_path=self.log_path, cwd=ROOT
         )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 60) -> None:
-        import redis
-
-        from orchestration.celery import app
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc and self.proc.poll() is None, (
-                f"worker exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
-            )
-            try:
-                replies = app.control.ping(timeout=0.5)
-            except (OSError, redis.exceptions.ConnectionError):
-                # a pooled broker connection from before a Redis restart: the next ping
-                # gets a fresh one
-                time.sleep(0.2)
-                continue
-            if any(name.startswith(f"{self.name}@") for reply in replies for name in reply):
-                return
-        raise RuntimeError(f"worker not ready after {timeout} s; see {self.log_path}")
+        wait_for_worker(self.name, self.proc, self.log_path)
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool processes, as a machine crash would."""
@@ -155,23 +113,32 @@ def llm_server():
         yield server
 
 
-@pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, llm_server):
-    """A real Celery worker process for the whole session (LLM provider: ``llm_server``)."""
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a process the tests start (worker, daphne): this session's
+    settings, Redis, database and data dir, plus ``extra``."""
     from django.db import connection
 
-    _flush_redis()
-    env = dict(os.environ)
-    env.update(
+    return dict(
+        os.environ,
         DJANGO_SETTINGS_MODULE="tests.settings",
         REDIS_URL=settings.REDIS_URL,
         DATABASE_URL=database_url(connection.settings_dict),
         TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, llm_server):
+    """A real Celery worker process for the whole session (LLM provider: ``llm_server``)."""
+
+    _flush_redis()
+    env = child_env(
         TRELLIS_EGRESS_ALLOW="127.0.0.1,localhost",
         TRELLIS_LLM_BASE_URL=llm_server.base_url,
         TRELLIS_LLM_MODEL="test-model",
         TRELLIS_LLM_API_KEY="",
-        PYTHONUNBUFFERED="1",
     )
     process = WorkerProcess(env)
     process.start()
@@ -183,20 +150,10 @@ def worker(django_db_setup, django_db_blocker, llm_server):
 def web_server(django_db_setup, django_db_blocker):
     """A real daphne (HTTP + WebSocket) on a free port, on the test database and Redis, with a
     short SSE heartbeat. Yields its base URL."""
-    from django.db import connection
 
     from tests.webserver import DaphneProcess
 
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        REDIS_URL=settings.REDIS_URL,
-        DATABASE_URL=database_url(connection.settings_dict),
-        TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
-        TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5",
-        PYTHONUNBUFFERED="1",
-    )
-    server = DaphneProcess(env)
+    server = DaphneProcess(child_env(TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5"))
     server.start()
     yield server.url
     server.stop()

@@ -24,6 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from runs.management.commands.up import browser_host, ensure_admin, import_examples
 from runs.models import Workflow
+from tests.webserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BANNER_TIMEOUT = 60
@@ -102,12 +103,6 @@ def test_browser_host():
 # -- the whole stack -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def descendants(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -178,28 +173,38 @@ def http(url: str, *, token: str | None = None, body: dict | None = None):
         return response.status, response.read()
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(180)
-def test_up_starts_the_stack_and_sigterm_stops_every_process(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(
+def start_up(tmp_path, args: list[str], **env: str) -> tuple[subprocess.Popen, Output]:
+    """``manage.py up`` with its own data dir and the embedded Valkey and SQLite (the
+    suite's REDIS_URL / DATABASE_URL are not passed on), and a reader of its output."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    environment.update(
         DJANGO_SETTINGS_MODULE="orchestration.settings",
         TRELLIS_DATA_DIR=str(tmp_path),
-        TRELLIS_ADMIN_PASSWORD="up-test-password",
-        TRELLIS_EXAMPLES_DIR=str(ROOT / "examples"),
         PYTHONUNBUFFERED="1",
+        **env,
     )
     up = subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port), "--concurrency", "1"],
+        [sys.executable, "manage.py", "up", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    output = Output(up.stdout)
+    return up, Output(up.stdout)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_up_starts_the_stack_and_sigterm_stops_every_process(tmp_path):
+    port = free_port()
+    up, output = start_up(
+        tmp_path,
+        ["--port", str(port), "--concurrency", "1"],
+        TRELLIS_ADMIN_PASSWORD="up-test-password",
+        TRELLIS_EXAMPLES_DIR=str(ROOT / "examples"),
+    )
     started: set[int] = set()
     try:
         output.wait_for(r"^Trellis is ready", BANNER_TIMEOUT, up)
@@ -258,22 +263,7 @@ def test_up_starts_the_stack_and_sigterm_stops_every_process(tmp_path):
 @pytest.mark.timeout(120)
 def test_up_stops_everything_when_a_child_dies(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="orchestration.settings",
-        TRELLIS_DATA_DIR=str(tmp_path),
-        PYTHONUNBUFFERED="1",
-    )
-    up = subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port), "--no-worker", "--no-examples"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(up.stdout)
+    up, output = start_up(tmp_path, ["--port", str(port), "--no-worker", "--no-examples"])
     started: set[int] = set()
     try:
         pid = int(output.wait_for(r"started beat \(pid (\d+)\)", BANNER_TIMEOUT, up).group(1))

@@ -12,9 +12,7 @@ from datetime import datetime
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from orchestration.processes import database_url
 from runs.logcontext import (
     ContextFilter,
     JSONFormatter,
@@ -108,12 +106,7 @@ def test_a_json_worker_logs_one_object_per_line_with_the_run_and_node(worker, us
     """A second worker, on its own queue, started with TRELLIS_LOG_FORMAT=json: a node that
     raises an unexpected error makes it log a warning carrying the run and node ids."""
     queue = f"json-logs-{uuid.uuid4().hex[:6]}"
-    env = dict(worker.env)
-    env.update(
-        TRELLIS_LOG_FORMAT="json",
-        DATABASE_URL=database_url(connection.settings_dict),
-        REDIS_URL=settings.REDIS_URL,
-    )
+    env = dict(worker.env, TRELLIS_LOG_FORMAT="json")  # the session's database and Redis
     process = WorkerProcess(env, concurrency=1, queues=queue, name="json")
     process.log_path.write_bytes(b"")
     process.start()

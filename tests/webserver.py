@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration.processes import die_with_parent, stop_process_group
+from orchestration.processes import start_process_group, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,8 +31,7 @@ class DaphneProcess:
         self.log_path = ARTIFACTS / "daphne.log"
 
     def start(self, timeout: float = 30) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self.proc = start_process_group(
             [
                 sys.executable,
                 "-m",
@@ -43,12 +42,9 @@ class DaphneProcess:
                 str(self.port),
                 "orchestration.asgi:application",
             ],
-            cwd=ROOT,
             env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+            log_path=self.log_path,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
