@@ -28,7 +28,8 @@ from runs import control, queue_limits
 from runs.admission import active_runs, waiting_note, waiting_runs
 from runs.events import event_payload
 from runs.limits import PayloadTooLarge
-from runs.models import NodeRun, NodeState, Run, RunEvent, RunState, Worker, WorkflowVersion
+from runs.models import NodeRun, Run, RunEvent, Worker, WorkflowVersion
+from runs.rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, NodeState, RunState
 from runs.scheduler import scope_for, spec_for_version
 from runs.secrets import MaskedSecrets
 from runs.services import (
@@ -41,7 +42,6 @@ from runs.services import (
 )
 from runs.spec import SpecError
 from runs.templating import render_value
-from runs.transitions import RUN_FINISHED, InvalidTransition
 from runs.workers import liveness, queue_warnings, running_per_worker
 
 from .dag import layout_for_spec
@@ -121,7 +121,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     cursor = last_event_id()  # before the rows: a change in between is replayed, not lost
     runs = visible_runs(request.user).select_related("owner")
     filters = {"status": "", "workflow": "", "session": ""}
-    if (status := request.GET.get("status", "")) in RunState.values:
+    if (status := request.GET.get("status", "")) in RUN_STATES:
         runs, filters["status"] = runs.filter(status=status), status
     if workflow := request.GET.get("workflow", ""):
         runs, filters["workflow"] = runs.filter(workflow_version__workflow__name=workflow), workflow
@@ -143,8 +143,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
         {
             "runs": rows,
             "filters": filters,
-            "statuses": RunState.values,
-            "counts": [(s, counts.get(s, 0)) for s in RunState.values],
+            "statuses": RUN_STATES,
+            "counts": [(s, counts.get(s, 0)) for s in RUN_STATES],
             "total": sum(counts.values()),
             "workflow_names": list(
                 visible_workflows(request.user).order_by("name").values_list("name", flat=True)

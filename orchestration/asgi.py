@@ -3,9 +3,13 @@ dashboard, the admin, SSE) and WebSockets (`/ws/runs/…`)."""
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
+from runs.ops.embedded_redis import ensure_for_settings
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestration.settings")
+ensure_for_settings(settings)  # without REDIS_URL, start (or find) the embedded Valkey
 
 # Django is set up by this call; the imports below need the app registry.
 django_asgi_app = get_asgi_application()

@@ -4,7 +4,10 @@ import logging
 import os
 
 from celery import Celery
+from django.conf import settings
 from kombu.transport import redis as kombu_redis
+
+from runs.ops.embedded_redis import ensure_for_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestration.settings")
 
@@ -13,6 +16,13 @@ logger = logging.getLogger(__name__)
 app = Celery("trellis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def _embedded_valkey(sender=None, **kwargs) -> None:
+    """Without REDIS_URL, the first process that configures the app (a worker, beat, or one
+    that sends a task) starts or finds the data dir's Valkey before connecting to it."""
+    ensure_for_settings(settings)
 
 
 def _patch_kombu_detached_channel() -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from runs.ops.embedded_redis import embedded_url
+
 from .env import (
     env_bool,
     env_choice,
@@ -127,9 +129,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 TRELLIS_EMBEDDED_REDIS = not REDIS_URL
 if not REDIS_URL:
-    from .embedded_redis import ensure_embedded_valkey
-
-    REDIS_URL = ensure_embedded_valkey(TRELLIS_DATA_DIR)
+    # Names the data dir's Valkey without starting it: each process that talks to Redis
+    # starts or finds it (runs.ops.embedded_redis), so importing settings stays cheap.
+    REDIS_URL = embedded_url(TRELLIS_DATA_DIR)
 elif not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://."

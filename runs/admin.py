@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 
 from . import control
 from .models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
-from .transitions import InvalidTransition
+from .rules.states import InvalidTransition
 from .workers import liveness
 
 JSON_DISPLAY_LIMIT = 200_000  # characters; larger values are cut in the admin page

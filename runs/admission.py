@@ -15,7 +15,8 @@ from typing import Any
 
 from django.db import transaction
 
-from .models import Run, RunState, Workflow
+from .models import Run, Workflow
+from .rules.states import RunState
 
 logger = logging.getLogger(__name__)
 R = RunState

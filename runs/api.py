@@ -33,8 +33,9 @@ from . import control, queue_limits
 from .admission import waiting_note
 from .limits import PayloadTooLarge, json_size
 from .middleware import too_large_response
-from .models import NodeRun, Run, RunEvent, RunState, Session, Worker, WorkflowVersion
+from .models import NodeRun, Run, RunEvent, Session, Worker, WorkflowVersion
 from .parsers import LimitedJSONParser
+from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
 from .scheduler import create_run, save_workflow, spec_for_version, start_run
 from .services import (
     deliver_event,
@@ -46,7 +47,6 @@ from .services import (
 )
 from .sessions import update_session
 from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
-from .transitions import RUN_FINISHED, InvalidTransition
 from .workers import queue_warnings
 
 logger = logging.getLogger(__name__)
@@ -323,7 +323,7 @@ class RunStartSerializer(serializers.Serializer):
 class RunListView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=list(RunState.values)),
+            OpenApiParameter("status", str, enum=list(RUN_STATES)),
             OpenApiParameter("workflow", str),
             OpenApiParameter("session", OpenApiTypes.UUID),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
@@ -336,7 +336,7 @@ class RunListView(APIView):
         runs = visible_runs(request.user).select_related("owner")
         errors = []
         if value := request.query_params.get("status"):
-            if value not in RunState.values:
+            if value not in RUN_STATES:
                 errors.append({"path": "status", "message": f"unknown status {value!r}"})
             runs = runs.filter(status=value)
         if value := request.query_params.get("workflow"):

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from orchestration.processes import (
+from runs.ops.processes import (
     celery_worker_argv,
     database_url,
     start_process_group,

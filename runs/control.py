@@ -10,9 +10,10 @@ from django.db import transaction
 
 from . import admission
 from .dbretry import retry_on_deadlock
-from .models import NodeRun, NodeState, Run, RunState
+from .models import NodeRun, Run
+from .rules.states import NODE_UNFINISHED, InvalidTransition, NodeState, RunState
 from .scheduler import Outbox, message_id, settle_parent, spec_for_version
-from .transitions import NODE_UNFINISHED, InvalidTransition, move_node, move_run, now, record_event
+from .transitions import move_node, move_run, now, record_event
 
 N, R = NodeState, RunState
 

@@ -30,7 +30,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .models import NodeRun, NodeState, Run, RunState, Worker, WorkflowVersion
+from .models import NodeRun, Run, Worker, WorkflowVersion
+from .rules.states import RUN_STATES, NodeState
 from .transitions import now
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ class TrellisCollector(Collector):
         # Every status of a workflow that has runs, zeros included, so that a series does not
         # vanish when its last run moves on (alerts on "RUNNING > 0" resolve).
         for workflow in sorted(counts):
-            for status in RunState.values:
+            for status in RUN_STATES:
                 family.add_metric([workflow, status], counts[workflow].get(status, 0))
         yield family
 

@@ -10,28 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
-class RunState(models.TextChoices):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-class NodeState(models.TextChoices):
-    PENDING = "PENDING"
-    READY = "READY"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    RETRYING = "RETRYING"
-    WAITING = "WAITING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-    UPSTREAM_FAILED = "UPSTREAM_FAILED"
-    CANCELLED = "CANCELLED"
+from .rules.states import NodeState, RunState, choices
 
 
 class Workflow(models.Model):
@@ -102,7 +81,7 @@ class Run(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
     )
-    status = models.CharField(max_length=16, choices=RunState.choices, default=RunState.PENDING)
+    status = models.CharField(max_length=16, choices=choices(RunState), default=RunState.PENDING)
     inputs = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
     # Per-node config overrides (seed-004 trigger bodies), merged into node configs.
@@ -138,7 +117,7 @@ class NodeRun(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=100)
     handler = models.CharField(max_length=100)
-    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.PENDING)
+    state = models.CharField(max_length=16, choices=choices(NodeState), default=NodeState.PENDING)
     # Dependency counting: parents not yet finished, and how the finished ones ended.
     pending_parents = models.PositiveIntegerField(default=0)
     failed_parents = models.PositiveIntegerField(default=0)

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
-from .models import NodeRun, NodeState, QueueSlot
+from .models import NodeRun, QueueSlot
+from .rules.states import NodeState
 
 N = NodeState
 FULL: Any = object()  # claim_within_limit: the queue is at its limit, try again later

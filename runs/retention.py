@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from .models import NodeRun, Run, RunEvent
-from .transitions import RUN_FINISHED, now
+from .rules.states import RUN_FINISHED
+from .transitions import now
 
 logger = logging.getLogger(__name__)
 

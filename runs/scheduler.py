@@ -27,11 +27,11 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import admission, dbretry, templating
-from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
+from .models import NodeRun, Run, Session, Workflow, WorkflowVersion
+from .rules.states import NODE_UNFINISHED, NodeState, RunState
 from .schedules import sync_schedule
 from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
-    NODE_UNFINISHED,
     batched_events,
     claim,
     move_node,

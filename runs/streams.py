@@ -33,8 +33,8 @@ from django.views.decorators.http import require_GET
 
 from .events import event_payload, run_group
 from .models import Run, RunEvent
+from .rules.states import RUN_FINISHED
 from .services import visible_runs
-from .transitions import RUN_FINISHED
 
 logger = logging.getLogger(__name__)
 

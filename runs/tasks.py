@@ -32,7 +32,8 @@ from . import (
 )
 from .limits import clip_event_data
 from .logcontext import bind_log_context, in_own_log_context
-from .models import NodeRun, NodeState, Run, RunState
+from .models import NodeRun, Run
+from .rules.states import NodeState, RunState
 from .scheduler import (
     claim_node,
     expire_waiting,

@@ -16,82 +16,15 @@ from django.db import connection
 from django.utils import timezone
 
 from .events import queue_publish
-from .models import NodeRun, NodeState, Run, RunEvent, RunState
+from .models import NodeRun, Run, RunEvent
+from .rules.states import (
+    NodeState,
+    RunState,
+    check_node_transition,
+    check_run_transition,
+)
 
 N, R = NodeState, RunState
-
-NODE_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        (N.PENDING, N.QUEUED),  # parents done (or a root at trigger), run RUNNING
-        (N.PENDING, N.READY),  # parents done while the run is PAUSED
-        (N.PENDING, N.SKIPPED),  # `when` false, or an all_success child of a skipped parent
-        (N.PENDING, N.UPSTREAM_FAILED),  # trigger rule cannot be met
-        (N.PENDING, N.CANCELLED),
-        (N.READY, N.QUEUED),  # resume
-        (N.READY, N.CANCELLED),
-        (N.QUEUED, N.QUEUED),  # re-sent with a new dispatch token (reconciler)
-        (N.QUEUED, N.RUNNING),  # claimed by a worker
-        (N.QUEUED, N.READY),  # claimed while the run is PAUSED: wait for resume
-        (N.QUEUED, N.CANCELLED),
-        (N.RUNNING, N.COMPLETED),
-        (N.RUNNING, N.FAILED),
-        (N.RUNNING, N.RETRYING),  # failed attempt, another is due after a backoff
-        (N.RUNNING, N.WAITING),  # waits for an event or a child run
-        (N.RUNNING, N.QUEUED),  # its worker died: sent again
-        (N.RUNNING, N.CANCELLED),
-        (N.RETRYING, N.QUEUED),
-        (N.RETRYING, N.CANCELLED),
-        (N.WAITING, N.COMPLETED),
-        (N.WAITING, N.FAILED),
-        (N.WAITING, N.CANCELLED),
-        (N.FAILED, N.PENDING),  # run retry
-        (N.UPSTREAM_FAILED, N.PENDING),
-        (N.CANCELLED, N.PENDING),
-        (N.SKIPPED, N.PENDING),
-        (N.COMPLETED, N.PENDING),  # run retry: a descendant of a failed node runs again
-    }
-)
-
-RUN_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        (R.PENDING, R.RUNNING),  # trigger
-        (R.PENDING, R.CANCELLED),
-        (R.RUNNING, R.PAUSED),
-        (R.PAUSED, R.RUNNING),
-        (R.RUNNING, R.COMPLETED),
-        (R.RUNNING, R.FAILED),
-        (R.PAUSED, R.COMPLETED),  # the nodes still running when paused were the last ones
-        (R.PAUSED, R.FAILED),
-        (R.RUNNING, R.CANCELLED),
-        (R.PAUSED, R.CANCELLED),
-        (R.FAILED, R.RUNNING),  # retry
-        (R.CANCELLED, R.RUNNING),
-    }
-)
-
-NODE_FINISHED = frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.UPSTREAM_FAILED, N.CANCELLED})
-NODE_UNFINISHED = frozenset(set(N.values) - NODE_FINISHED)
-RUN_FINISHED = frozenset({R.COMPLETED, R.FAILED, R.CANCELLED})
-
-
-class InvalidTransition(Exception):
-    """An illegal state change; the API answers it with 409 and the current state."""
-
-    def __init__(self, subject: str, current: str, target: str) -> None:
-        super().__init__(f"cannot move {subject} from {current} to {target}")
-        self.subject = subject
-        self.current = current
-        self.target = target
-
-
-def check_node_transition(current: str, target: str) -> None:
-    if (current, target) not in NODE_TRANSITIONS:
-        raise InvalidTransition("node", current, target)
-
-
-def check_run_transition(current: str, target: str) -> None:
-    if (current, target) not in RUN_TRANSITIONS:
-        raise InvalidTransition("run", current, target)
 
 
 def _as_set(states: str | Iterable[str]) -> tuple[str, ...]:

@@ -31,7 +31,8 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Count
 
 from . import admission
-from .models import NodeRun, NodeState, Run, RunState, Worker
+from .models import NodeRun, Run, Worker
+from .rules.states import NodeState, RunState
 from .scheduler import (
     Outbox,
     expire_waiting,

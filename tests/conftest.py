@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from orchestration.processes import (
+from runs.ops.embedded_redis import ensure_for_settings
+from runs.ops.processes import (
     celery_worker_argv,
     database_url,
     start_process_group,
@@ -38,10 +39,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def redis_url() -> str:
+    """This session's Redis. Without REDIS_URL, the embedded Valkey starts at the first call,
+    owned by the test process (so that killing a worker never takes it down)."""
+    ensure_for_settings(settings)
+    return settings.REDIS_URL
+
+
 def _flush_redis() -> None:
     import redis
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     client.flushdb()
     client.close()
 
@@ -87,7 +95,7 @@ class WorkerProcess:
         stop_process_group(self.proc, timeout=20)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _no_sessions_left_on_the_test_database(django_db_setup, django_db_blocker):
     """On PostgreSQL, end what still holds the test database once the session's processes
     are gone (a connection some thread of this process opened and never closed), so that
@@ -121,7 +129,7 @@ def child_env(**extra: str) -> dict[str, str]:
     return dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="tests.settings",
-        REDIS_URL=settings.REDIS_URL,
+        REDIS_URL=redis_url(),
         DATABASE_URL=database_url(connection.settings_dict),
         TRELLIS_DATA_DIR=str(settings.TRELLIS_DATA_DIR),
         PYTHONUNBUFFERED="1",
@@ -195,8 +203,15 @@ def wait_for_run(run_id, timeout: float = 60.0, states=("COMPLETED", "FAILED", "
 
 
 @pytest.fixture(autouse=True)
-def _fresh_spec_cache():
-    """Rolled-back tests reuse primary keys; the per-process caches must not outlive them."""
+def _engine_test(request):
+    """What every test but the pure ones (marker ``unit``) needs: this session's Redis, the
+    PostgreSQL clean-up at the end, and per-process caches that do not outlive the test
+    (rolled-back tests reuse primary keys). Pure tests skip it all: no database, no server."""
+    if request.node.get_closest_marker("unit") is not None:
+        yield
+        return
+    redis_url()
+    request.getfixturevalue("_no_sessions_left_on_the_test_database")
     from runs.scheduler import _cached_run, _cached_spec, _version_for_scope
 
     caches = (_cached_spec, _cached_run, _version_for_scope)

@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from frontend.dag import layout, order_layers
 from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_errors
-from runs.models import NodeRun, Run, RunState, Session
+from runs.models import NodeRun, Run, Session
+from runs.rules.states import RunState
 from runs.scheduler import create_run, save_workflow
 from runs.transitions import move_run
 

@@ -10,6 +10,8 @@ from jsonschema import Draft202012Validator
 from handlers.registry import get_handler
 from tests.handler_helpers import make_ctx
 
+pytestmark = pytest.mark.unit
+
 BUILTINS = ["input", "output", "call_external_service", "call_llm_service", "python"]
 
 

@@ -15,6 +15,8 @@ from handlers.registry import Context, HandlerError, get_handler, python_functio
 from tests.handler_helpers import make_ctx
 from tests.testapp.handlers import bump_counter, count_calls, flaky_calls, read_counter
 
+pytestmark = pytest.mark.unit
+
 
 def call(function: str, ctx: Context | None = None, **kwargs: Any) -> Any:
     handler = get_handler("python")

@@ -37,8 +37,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from orchestration.processes import database_url
 from runs.models import NodeRun, Run, Worker
+from runs.ops.processes import database_url
 from runs.workers import reconcile
 from tests.conftest import SUMMARY_LINES, WorkerProcess, wait_for_run
 from tests.test_control import create, start

@@ -125,7 +125,7 @@ def test_pool_process_killed_mid_node_is_requeued(crash_worker, api):
     reason="restarts the embedded Valkey; the machine's Redis is not the suite's to restart",
 )
 def test_valkey_stopped_and_restarted_mid_run_every_run_completes(worker, api):
-    from orchestration import embedded_redis
+    from runs.ops import embedded_redis
 
     server = embedded_redis._server
     assert server is not None, "this session did not start the embedded Valkey"

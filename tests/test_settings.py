@@ -174,3 +174,32 @@ def test_production_cookies_are_secure_and_throttles_configurable(tmp_path):
         "'user':",
         "'30/hour'}",
     ]
+
+
+def test_importing_settings_starts_no_server(tmp_path):
+    """Without REDIS_URL, settings name the data dir's Valkey (a reserved port) but neither
+    start it nor connect to it: that is left to the processes that talk to Redis."""
+    environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="orchestration.settings", TRELLIS_DATA_DIR=str(tmp_path)
+    )
+    script = (
+        "import socket, django; django.setup();"
+        "from django.conf import settings; print(settings.REDIS_URL);"
+        "port = int(settings.REDIS_URL.rsplit(':', 1)[1].split('/')[0]);"
+        "s = socket.socket(); print(s.connect_ex(('127.0.0.1', port)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    url, refused = done.stdout.split()
+    port = int((tmp_path / "valkey.port").read_text())
+    assert url == f"redis://127.0.0.1:{port}/0"
+    assert refused != "0"  # nothing listens on the reserved port
+    assert not (tmp_path / "valkey").exists()  # no server was started

@@ -20,6 +20,8 @@ from runs.spec import (
     validate_spec,
 )
 
+pytestmark = pytest.mark.unit
+
 # Stand-in handlers with known schemas, so these tests do not depend on the built-ins. They
 # are put in the registry only for the duration of each test (see ``stand_in_handlers``).
 

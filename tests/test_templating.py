@@ -18,6 +18,8 @@ from runs.templating import (
     single_expression,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def scope() -> dict:

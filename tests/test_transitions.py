@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runs.models import NodeState as N
-from runs.models import RunState as R
-from runs.scheduler import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
-from runs.transitions import (
+from runs.rules.states import (
     NODE_FINISHED,
     NODE_TRANSITIONS,
     RUN_TRANSITIONS,
@@ -15,6 +12,11 @@ from runs.transitions import (
     check_node_transition,
     check_run_transition,
 )
+from runs.rules.states import NodeState as N
+from runs.rules.states import RunState as R
+from runs.scheduler import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
+
+pytestmark = pytest.mark.unit
 
 
 def test_finished_node_states_only_leave_through_retry():
@@ -31,7 +33,7 @@ def test_every_node_state_is_reachable_from_pending():
             if frm == state and to not in reached:
                 reached.add(to)
                 frontier.append(to)
-    assert reached == set(N.values)
+    assert reached == set(N)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration.processes import start_process_group, stop_process_group
+from runs.ops.processes import start_process_group, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

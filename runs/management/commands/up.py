@@ -1,7 +1,8 @@
 """``manage.py up``: the whole stack on one machine, stopped cleanly with Ctrl-C.
 
-1. Redis: the embedded Valkey that settings started when ``REDIS_URL`` is unset (this process
-   owns it and stops it last), or the server ``REDIS_URL`` names (checked to answer).
+1. Redis: the embedded Valkey when ``REDIS_URL`` is unset (started here if none answers on
+   the data dir's port; this process then owns it and stops it last), or the server
+   ``REDIS_URL`` names (checked to answer).
 2. ``migrate``; an ``admin`` superuser when there is none (password from
    ``TRELLIS_ADMIN_PASSWORD`` or random, printed) and its API token.
 3. Every example workflow in ``settings.TRELLIS_EXAMPLES_DIR``, owned by the admin (identical
@@ -34,7 +35,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orchestration.processes import die_with_parent
+from runs.ops import embedded_redis
+from runs.ops.processes import die_with_parent
 from runs.scheduler import save_workflow
 from runs.spec import SpecError
 
@@ -215,6 +217,7 @@ class Command(BaseCommand):
         self.force = False
         self.children: list[Child] = []
         data_dir = Path(settings.TRELLIS_DATA_DIR)
+        embedded_redis.ensure_for_settings(settings)
         redis_url = settings.REDIS_URL
         if not redis_answers(redis_url):
             raise CommandError(f"Redis at {redis_url} does not answer (check REDIS_URL)")
@@ -391,11 +394,7 @@ class Command(BaseCommand):
         self.stop_valkey()
 
     def stop_valkey(self) -> None:
-        from orchestration import embedded_redis
-
-        server = getattr(embedded_redis, "_server", None)
-        if server is not None and server.is_running():
-            server.stop()
+        if embedded_redis.stop():
             self.say("stopped the embedded Valkey")
 
     # -- banner ------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
+
+import redis
+from celery import current_app
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -14,8 +19,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     that reuses its Redis port."""
     parent = os.getppid()
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -99,19 +102,13 @@ def celery_worker_argv(name: str, queues: str, concurrency: int, loglevel: str) 
 def wait_for_worker(name: str, process: subprocess.Popen, log_path, timeout: float = 60) -> None:
     """Until the worker named ``name@…`` answers a ping; RuntimeError (with the end of its
     log) when it exits or does not answer within ``timeout`` seconds."""
-    import time
-
-    import redis
-
-    from orchestration.celery import app
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = open(log_path, errors="replace").read()[-3000:]
             raise RuntimeError(f"worker {name} exited; see {log_path}:\n{tail}")
         try:
-            replies = app.control.ping(timeout=0.5)
+            replies = current_app.control.ping(timeout=0.5)
         except (OSError, redis.exceptions.ConnectionError):
             # a pooled broker connection from before a Redis restart: the next ping gets a
             # fresh one
