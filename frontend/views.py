@@ -29,6 +29,8 @@ from runs.admission import active_runs, waiting_note, waiting_runs
 from runs.events import event_payload
 from runs.limits import PayloadTooLarge
 from runs.models import NodeRun, NodeState, Run, RunEvent, RunState, Worker, WorkflowVersion
+from runs.rules.spec import SpecError
+from runs.rules.templating import render_value
 from runs.scheduler import scope_for, spec_for_version
 from runs.secrets import MaskedSecrets
 from runs.services import (
@@ -39,8 +41,6 @@ from runs.services import (
     visible_sessions,
     visible_workflows,
 )
-from runs.spec import SpecError
-from runs.templating import render_value
 from runs.transitions import RUN_FINISHED, InvalidTransition
 from runs.workers import liveness, queue_warnings, running_per_worker
 

@@ -26,10 +26,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import admission, dbretry, templating
+from . import admission, dbretry
 from .models import NodeRun, NodeState, Run, RunState, Session, Workflow, WorkflowVersion
+from .rules import templating
+from .rules.spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .schedules import sync_schedule
-from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
     NODE_UNFINISHED,
     batched_events,

@@ -1,4 +1,4 @@
-"""Unit tests for runs.spec (pure: no database, no broker)."""
+"""Unit tests for runs.rules.spec (pure: no database, no broker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from handlers import registry
 from handlers.registry import Handler
-from runs.spec import (
+from runs.rules.spec import (
     SpecError,
     apply_overrides,
     load_spec_text,

@@ -35,8 +35,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orchestration.processes import die_with_parent
+from runs.rules.spec import SpecError
 from runs.scheduler import save_workflow
-from runs.spec import SpecError
 
 from .workflow import SPEC_SUFFIXES, describe_save, format_errors, read_spec
 

@@ -22,9 +22,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.models import Run, RunEvent, RunState, Workflow, WorkflowVersion
+from runs.rules.spec import SpecError, load_spec_text, parse_spec
 from runs.scheduler import save_workflow
 from runs.services import find_version, start_new_run, visible_workflows
-from runs.spec import SpecError, load_spec_text, parse_spec
 from runs.transitions import RUN_FINISHED
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
