@@ -29,7 +29,9 @@ from runs.admission import active_runs, waiting_note, waiting_runs
 from runs.events import event_payload
 from runs.limits import PayloadTooLarge
 from runs.models import NodeRun, Run, RunEvent, Worker, WorkflowVersion
+from runs.rules.spec import SpecError
 from runs.rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, NodeState, RunState
+from runs.rules.templating import render_value
 from runs.scheduler import scope_for, spec_for_version
 from runs.secrets import MaskedSecrets
 from runs.services import (
@@ -40,8 +42,6 @@ from runs.services import (
     visible_sessions,
     visible_workflows,
 )
-from runs.spec import SpecError
-from runs.templating import render_value
 from runs.workers import liveness, queue_warnings, running_per_worker
 
 from .dag import layout_for_spec

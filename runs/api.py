@@ -35,6 +35,7 @@ from .limits import PayloadTooLarge, json_size
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, Session, Worker, WorkflowVersion
 from .parsers import LimitedJSONParser
+from .rules.spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
 from .scheduler import create_run, save_workflow, spec_for_version, start_run
 from .services import (
@@ -46,7 +47,6 @@ from .services import (
     visible_workflows,
 )
 from .sessions import update_session
-from .spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .workers import queue_warnings
 
 logger = logging.getLogger(__name__)

@@ -374,7 +374,7 @@ class Bench:
         raw.extra["p95_run_latency_s"] = round(statistics.median(raw_p95[-self.reps :]), 4)
 
     def w5(self) -> None:
-        from .spec import parse_spec
+        from .rules.spec import parse_spec
 
         n = self.size(10000)
         self.out(f"W5: create + validate a {n}-node DAG, then run it")

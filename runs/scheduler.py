@@ -26,11 +26,12 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import admission, dbretry, templating
+from . import admission, dbretry
 from .models import NodeRun, Run, Session, Workflow, WorkflowVersion
+from .rules import templating
+from .rules.spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .rules.states import NODE_UNFINISHED, NodeState, RunState
 from .schedules import sync_schedule
-from .spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
 from .transitions import (
     batched_events,
     claim,

@@ -12,9 +12,9 @@ from jsonschema import Draft202012Validator
 from .dbretry import retry_on_deadlock
 from .limits import check_depth, check_event_data
 from .models import NodeRun, Run, Session, Workflow, WorkflowVersion
+from .rules.spec import SpecError, apply_overrides
 from .rules.states import InvalidTransition, NodeState
 from .scheduler import create_run, settle_waiting, spec_for_version, start_run
-from .spec import SpecError, apply_overrides
 from .transitions import batched_events
 
 

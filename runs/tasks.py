@@ -27,12 +27,13 @@ from handlers.registry import (
 
 from . import (
     queue_limits,
-    templating,
     workers,  # noqa: F401 - connects the heartbeat to worker signals
 )
 from .limits import clip_event_data
 from .logcontext import bind_log_context, in_own_log_context
 from .models import NodeRun, Run
+from .rules import templating
+from .rules.spec import SpecError
 from .rules.states import NodeState, RunState
 from .scheduler import (
     claim_node,
@@ -45,7 +46,6 @@ from .scheduler import (
 )
 from .secrets import Secrets
 from .sessions import session_state, update_session
-from .spec import SpecError
 from .transitions import record_event
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from tests.handler_helpers import make_ctx, run_handler
 from tests.servers import JsonServer, Reply, refused_url
 
 # json_server, openai_server and local_egress come from tests/servers.py via conftest.py
-pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("local_egress")]
+pytestmark = pytest.mark.usefixtures("local_egress")
 
 
 def call(config: dict[str, Any], ctx: Context | None = None) -> Any:

@@ -12,7 +12,7 @@ from tests.handler_helpers import make_ctx, run_handler
 from tests.servers import JsonServer, OpenAIServer, Reply, refused_url
 
 # json_server, openai_server and local_egress come from tests/servers.py via conftest.py
-pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("local_egress")]
+pytestmark = pytest.mark.usefixtures("local_egress")
 
 
 class Recorder:

@@ -1,17 +1,16 @@
-"""Unit tests for runs.spec (pure: no database, no broker)."""
+"""Unit tests for runs.rules.spec (pure: no database, no broker)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 import pytest
 
 from handlers import registry
 from handlers.registry import Handler
-from runs.spec import (
+from runs.rules.spec import (
     SpecError,
     apply_overrides,
     load_spec_text,
@@ -602,36 +601,3 @@ def test_spec_error_string() -> None:
     error = SpecError([{"path": "$.name", "message": "bad."}, {"path": "$", "message": "x."}])
     assert str(error) == "2 errors: $.name: bad.…"
     assert str(SpecError([{"path": "$", "message": "one."}])) == "1 error: $: one."
-
-
-def _chain(count: int, *, skip: int = 1) -> dict[str, Any]:
-    nodes = [{"id": "n0", "handler": "t_python", "config": {"function": "f"}}]
-    for i in range(1, count):
-        ref = f"n{max(0, i - skip)}"
-        nodes.append(
-            {
-                "id": f"n{i}",
-                "handler": "t_python",
-                "dependencies": [f"n{i - 1}"],
-                "config": {"function": "f", "kwargs": {"x": f"{{{{ {ref}.output.value }}}}"}},
-            }
-        )
-    return spec(*nodes)
-
-
-@pytest.mark.parametrize("skip", [1, 3])
-def test_ten_thousand_node_chain_is_fast(skip: int) -> None:
-    doc = _chain(10_000, skip=skip)
-    started = time.perf_counter()
-    errors = validate_spec(doc)
-    validated = time.perf_counter()
-    workflow = parse_spec(doc)
-    parsed = time.perf_counter()
-    print(
-        f"\n10,000-node chain (refs {skip} back): validate {validated - started:.3f}s, "
-        f"parse {parsed - validated:.3f}s"
-    )
-    assert errors == []
-    assert len(workflow.layers) == 10_000
-    assert workflow.nodes["n9999"].refs == frozenset({f"n{9999 - skip}"})
-    assert workflow.output_nodes == ("n9999",)

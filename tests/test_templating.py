@@ -1,13 +1,14 @@
-"""Unit tests for runs.templating (pure: no database, no broker)."""
+"""Unit tests for runs.rules.templating (pure: no database, no broker)."""
 
 from __future__ import annotations
 
 import pytest
 
-from runs import templating
-from runs.templating import (
+from runs.rules import templating
+from runs.rules.templating import (
     RESERVED_NAMES,
     TemplateError,
+    analysis,
     build_scope,
     check_syntax,
     is_template,
@@ -288,7 +289,7 @@ FAST_PATH_SOURCES = [
 @pytest.mark.parametrize("source", FAST_PATH_SOURCES)
 def test_fast_path_matches_jinja(scope: dict, source: str) -> None:
     """The compiled-code-free path renders exactly what Jinja renders."""
-    assert templating._plan(source) is not None
+    assert analysis._plan(source) is not None
     expression = single_expression(source)
     if expression is not None:
         expected = templating.env.compile_expression(expression, undefined_to_none=False)(scope)

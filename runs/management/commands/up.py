@@ -37,8 +37,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.ops import embedded_redis
 from runs.ops.processes import die_with_parent
+from runs.rules.spec import SpecError
 from runs.scheduler import save_workflow
-from runs.spec import SpecError
 
 from .workflow import SPEC_SUFFIXES, describe_save, format_errors, read_spec
 

@@ -22,10 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.models import Run, RunEvent, Workflow, WorkflowVersion
+from runs.rules.spec import SpecError, load_spec_text, parse_spec
 from runs.rules.states import RUN_FINISHED, RunState
 from runs.scheduler import save_workflow
 from runs.services import find_version, start_new_run, visible_workflows
-from runs.spec import SpecError, load_spec_text, parse_spec
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 POLL_INTERVAL = 0.2

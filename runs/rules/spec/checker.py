@@ -1,170 +1,56 @@
-"""The workflow spec format: loading, validation and parsing (DESIGN.md section 2).
+"""Spec validation and parsing: every check of a document, and the graph facts it yields.
 
-Pure module: no ORM, no broker. :func:`validate_spec` reports every problem of a document at
-once, each as ``{"path": "$.dag.nodes[2].dependencies[0]", "message": "a sentence"}``;
-:func:`parse_spec` turns a valid document into an immutable :class:`WorkflowSpec` with the
-graph facts the scheduler needs (children, topological layers, output nodes, the node ids
-each node's templates read).
-
-A spec is a superset of the seed-004 format: every seed-004 document is valid as is.
+:func:`validate_spec` reports every problem of a document at once; :func:`parse_spec` turns a
+valid document into a :class:`~.model.WorkflowSpec`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-import yaml
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from handlers.registry import get_handler, handler_names
 
-from . import templating
-from .templating import RESERVED_NAMES
-
-__all__ = [
-    "NodeSpec",
-    "SpecError",
-    "TRIGGER_RULES",
-    "WorkflowSpec",
-    "apply_overrides",
-    "load_spec_text",
-    "parse_spec",
-    "spec_hash",
-    "validate_spec",
-]
-
-TRIGGER_RULES = ("all_success", "all_done", "none_failed")
-TOP_LEVEL_KEYS = (
-    "name",
-    "description",
-    "inputs",
-    "defaults",
-    "schedule",
-    "dag",
-    "max_concurrent_runs",
+from .. import templating
+from ..templating import RESERVED_NAMES
+from .model import (
+    DEFAULT_KEYS,
+    MAX_BACKOFF,
+    MAX_NAME_LENGTH,
+    MAX_RETRIES,
+    NODE_KEYS,
+    TOP_LEVEL_KEYS,
+    TRIGGER_RULES,
+    NodeSpec,
+    SpecError,
+    WorkflowSpec,
+    _Errors,
+    _key_path,
+    _setting,
 )
-NODE_KEYS = (
-    "id",
-    "handler",
-    "dependencies",
-    "config",
-    "retries",
-    "backoff",
-    "timeout",
-    "queue",
-    "when",
-    "map",
-    "trigger_rule",
-    "description",
-)
-DEFAULT_KEYS = ("retries", "backoff", "timeout", "queue", "trigger_rule")
-MAX_NAME_LENGTH = 200
-MAX_RETRIES = 100
-MAX_BACKOFF = 3600.0
+
+__all__ = ["parse_spec", "validate_spec"]
 
 _NODE_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}", re.ASCII)
 _QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}", re.ASCII)
 _CRON_FIELD_RE = re.compile(r"[0-9*/,-]+", re.ASCII)
-_MAX_MESSAGE = 300
-_MAX_LOADED_VALUES = 1_000_000  # YAML aliases can expand a small file into a huge tree
-
-
-def _setting(name: str, default: Any) -> Any:
-    try:
-        return getattr(settings, name, default)
-    except ImproperlyConfigured:  # settings not configured: pure use outside Django
-        return default
-
-
-# --------------------------------------------------------------------------- types
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
-    """One node with its effective settings (node value > spec defaults > settings)."""
-
-    id: str
-    handler: str
-    dependencies: tuple[str, ...]
-    config: dict[str, Any]
-    retries: int
-    backoff: float
-    timeout: float
-    queue: str
-    when: str | None
-    map: str | None
-    trigger_rule: str
-    refs: frozenset[str]  # node ids read by any template in config / when / map
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkflowSpec:
-    """A validated workflow document and the graph facts derived from it."""
-
-    name: str
-    description: str
-    inputs_schema: dict[str, Any] | None
-    defaults: dict[str, Any]
-    schedule: str | None
-    nodes: dict[str, NodeSpec]  # in document order
-    children: dict[str, tuple[str, ...]]  # every node id, children in document order
-    layers: list[list[str]]  # topological generations, each in document order
-    output_nodes: tuple[str, ...]
-    doc: dict[str, Any]
-    max_concurrent_runs: int | None = None
-    roots: tuple[str, ...] = field(default=())
-
-
-class SpecError(Exception):
-    """An invalid spec. ``errors`` is the full list of ``{"path", "message"}`` dicts."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        self.errors = list(errors) or [{"path": "$", "message": "the spec is invalid"}]
-        first = self.errors[0]
-        count = len(self.errors)
-        more = "…" if count > 1 else ""
-        super().__init__(
-            f"{count} error{'s' if count != 1 else ''}: {first['path']}: {first['message']}{more}"
-        )
-
-    def __reduce__(self) -> tuple[type[SpecError], tuple[list[dict[str, str]]]]:
-        return (type(self), (self.errors,))
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _key_path(base: str, key: Any) -> str:
-    """``$.a`` for plain keys, ``$['a-b']`` for others (JSONPath)."""
-    if isinstance(key, int):
-        return f"{base}[{key}]"
-    key = str(key)
-    if key.isascii() and key.isidentifier():
-        return f"{base}.{key}"
-    quoted = key.replace("\\", "\\\\").replace("'", "\\'")
-    return f"{base}['{quoted}']"
 
 
 def _short(value: Any, limit: int = 60) -> str:
     """A value as JSON for a message, shortened (strings keep their quotes)."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip(message: str) -> str:
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
 def _is_int(value: Any) -> bool:
@@ -234,16 +120,6 @@ def _node_position(error: dict[str, str]) -> int:
 def _error_order(error: Any) -> list[tuple[bool, Any]]:
     """Sort key for jsonschema errors by their path (keys and indexes never compared)."""
     return [(isinstance(part, str), part) for part in error.absolute_path]
-
-
-class _Errors(list[dict[str, str]]):
-    """The error list; ``add`` makes each message one clipped sentence."""
-
-    def add(self, path: str, message: str) -> None:
-        message = message.strip()
-        if not message.endswith((".", "!", "?", "…")):
-            message += "."
-        self.append({"path": path, "message": _clip(message)})
 
 
 # --------------------------------------------------------------------------- field checks
@@ -813,126 +689,3 @@ def parse_spec(doc: Any) -> WorkflowSpec:
         max_concurrent_runs=doc.get("max_concurrent_runs"),
         roots=tuple(n for n, spec in nodes.items() if not spec.dependencies),
     )
-
-
-def _count_values(doc: Any, budget: int) -> bool:
-    """Whether the document has at most ``budget`` values (stops counting past it)."""
-    stack = [doc]
-    count = 0
-    while stack:
-        current = stack.pop()
-        count += 1
-        if count > budget:
-            return False
-        if isinstance(current, dict):
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-    return True
-
-
-class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """yaml.safe_load's loader (the C one when available)."""
-
-
-def load_spec_text(text: str | bytes) -> Any:
-    """Parse a JSON or YAML workflow document; the result still needs :func:`validate_spec`.
-
-    Raises :class:`SpecError` (path ``$``) for text over ``TRELLIS_MAX_SPEC_BYTES``, invalid
-    UTF-8, or a document that is neither JSON nor YAML.
-    """
-    limit = int(_setting("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024))
-
-    def fail(message: str) -> SpecError:
-        return SpecError([{"path": "$", "message": _clip(message)}])
-
-    if isinstance(text, (bytes, bytearray, memoryview)):
-        data = bytes(text)
-        if len(data) > limit:
-            raise fail(f"the spec is {len(data)} bytes, more than the limit of {limit}.")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise fail(f"the spec is not valid UTF-8 (byte {exc.start}).") from None
-    elif not isinstance(text, str):
-        raise fail("the spec must be text.")
-    elif len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
-        raise fail(f"the spec is larger than the limit of {limit} bytes.")
-    text = text.lstrip("\ufeff")
-    if not text.strip():
-        raise fail("the spec is empty.")
-    looks_like_json = text.lstrip()[:1] in ("{", "[")
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise fail("the spec is nested too deeply.") from None
-    except ValueError as exc:
-        json_error = exc
-    try:
-        doc = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        if looks_like_json:
-            raise fail(f"the spec is not valid JSON: {json_error}.") from None
-        mark = getattr(exc, "problem_mark", None)
-        where = f" on line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise fail(f"the spec is not valid YAML{where}: {problem}.") from None
-    except RecursionError:
-        raise fail("the spec is nested too deeply.") from None
-    if not _count_values(doc, _MAX_LOADED_VALUES):
-        raise fail("the spec expands to too many values (are YAML aliases repeating data?).")
-    try:  # YAML-only types (dates, sets, non-string keys) become their JSON forms
-        return json.loads(json.dumps(doc, default=str))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise fail(f"the spec contains values that are not JSON data: {exc}.") from None
-
-
-def spec_hash(doc: Any) -> str:
-    """SHA-256 of the document's canonical JSON (sorted keys, compact separators)."""
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def apply_overrides(doc: dict[str, Any], overrides: Any) -> dict[str, Any]:
-    """Merge a seed-004 trigger body ``{node_id: {config keys}}`` into a copy of ``doc``.
-
-    Each node's config is updated key by key (shallow). The input is not modified. Raises
-    :class:`SpecError` for unknown node ids or non-object values (path ``$.<node_id>``), and
-    with the validation errors if the merged document is invalid.
-    """
-    dag = doc.get("dag") if isinstance(doc, dict) else None
-    if not isinstance(dag, dict) or not isinstance(dag.get("nodes"), list):
-        raise SpecError(validate_spec(doc))
-    if overrides is None:
-        overrides = {}
-    if not isinstance(overrides, Mapping):
-        raise SpecError(
-            [{"path": "$", "message": "overrides must be an object of node ids to config values."}]
-        )
-    nodes: list[Any] = list(dag["nodes"])
-    positions: dict[Any, int] = {}
-    for i, item in enumerate(nodes):
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            positions.setdefault(item["id"], i)
-    problems = _Errors()
-    for node_id, values in overrides.items():
-        path = _key_path("$", node_id)
-        if node_id not in positions:
-            problems.add(path, f"there is no node {str(node_id)!r} to override.")
-        elif not isinstance(values, Mapping):
-            problems.add(
-                path, f"the override for node {node_id!r} must be an object of config values."
-            )
-    if problems:
-        raise SpecError(list(problems))
-    for node_id, values in overrides.items():
-        i = positions[node_id]
-        node = dict(nodes[i])
-        current = node.get("config")
-        node["config"] = {**current, **values} if isinstance(current, dict) else dict(values)
-        nodes[i] = node
-    merged = {**doc, "dag": {**dag, "nodes": nodes}}
-    errors = validate_spec(merged)
-    if errors:
-        raise SpecError(errors)
-    return merged
