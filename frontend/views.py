@@ -24,17 +24,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import control, queue_limits
-from runs.admission import active_runs, waiting_note, waiting_runs
-from runs.events import event_payload
-from runs.limits import PayloadTooLarge
+from runs.engine import queue_limits
+from runs.engine.admission import active_runs, waiting_note, waiting_runs
+from runs.engine.definitions import spec_for_version
+from runs.engine.scope import scope_for
+from runs.engine.secrets import MaskedSecrets
+from runs.engine.workers import liveness, running_per_worker
 from runs.models import NodeRun, Run, RunEvent, Worker, WorkflowVersion
+from runs.rules.limits import PayloadTooLarge
 from runs.rules.spec import SpecError
 from runs.rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, NodeState, RunState
 from runs.rules.templating import render_value
-from runs.scheduler import scope_for, spec_for_version
-from runs.secrets import MaskedSecrets
-from runs.services import (
+from runs.services import control
+from runs.services.runs import (
     deliver_event,
     start_new_run,
     validated_inputs,
@@ -42,7 +44,8 @@ from runs.services import (
     visible_sessions,
     visible_workflows,
 )
-from runs.workers import liveness, queue_warnings, running_per_worker
+from runs.services.workers import queue_warnings
+from runs.store.publish import event_payload
 
 from .dag import layout_for_spec
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors

@@ -21,10 +21,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from . import control
+from .engine.workers import liveness
 from .models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
 from .rules.states import InvalidTransition
-from .workers import liveness
+from .services import control
 
 JSON_DISPLAY_LIMIT = 200_000  # characters; larger values are cut in the admin page
 

@@ -29,16 +29,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import control, queue_limits
-from .admission import waiting_note
-from .limits import PayloadTooLarge, json_size
+from .engine import queue_limits
+from .engine.admission import waiting_note
+from .engine.definitions import spec_for_version
+from .engine.scheduler import create_run, start_run
+from .engine.workers import running_per_worker
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, Session, Worker, WorkflowVersion
 from .parsers import LimitedJSONParser
+from .rules.limits import PayloadTooLarge, json_size
 from .rules.spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
-from .scheduler import create_run, save_workflow, spec_for_version, start_run
-from .services import (
+from .services import control
+from .services.runs import (
     deliver_event,
     find_version,
     start_new_run,
@@ -46,8 +49,9 @@ from .services import (
     visible_sessions,
     visible_workflows,
 )
-from .sessions import update_session
-from .workers import queue_warnings
+from .services.sessions import update_session
+from .services.workers import queue_warnings, worker_view
+from .services.workflows import save_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -584,8 +588,6 @@ class SessionDetailView(APIView):
 class WorkerListView(APIView):
     @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
     def get(self, request: Request) -> Response:
-        from .workers import running_per_worker, worker_view
-
         running = running_per_worker()
         return Response(
             {

@@ -29,9 +29,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.urls import path
 
-from .events import RUN_LIST_GROUP, run_group
 from .models import Run, RunEvent
-from .services import visible_runs
+from .services.runs import visible_runs
+from .store.publish import RUN_LIST_GROUP, event_payload, run_group
 from .streams import BATCH_SIZE, EventCursor, new_events, visible_run
 
 logger = logging.getLogger(__name__)
@@ -177,8 +177,6 @@ def _run_summaries(user, run_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _run_list_backlog(user, after: int) -> list[dict[str, Any]]:
-    from .events import event_payload
-
     runs = visible_runs(user).values("pk")
     events = RunEvent.objects.filter(id__gt=after, kind="run.status", run__in=runs).order_by("-id")
     return [event_payload(event) for event in reversed(events[:RUN_LIST_BACKLOG])]

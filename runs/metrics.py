@@ -30,9 +30,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .engine.dispatch import queue_depths
+from .engine.workers import served_queues
 from .models import NodeRun, Run, Worker, WorkflowVersion
 from .rules.states import RUN_STATES, NodeState
-from .transitions import now
+from .store.writes import now
 
 logger = logging.getLogger(__name__)
 N = NodeState
@@ -42,11 +44,6 @@ N = NodeState
 BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 )  # fmt: skip
-
-# kombu's Redis transport keeps a queue as one list per priority step: the queue's name for
-# priority 0, ``<name>\x06\x16<step>`` for the others (kombu.transport.redis.Channel).
-KOMBU_PRIORITY_SEP = "\x06\x16"
-KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 
 
 class Seconds(Func):
@@ -164,38 +161,9 @@ def broker_queues() -> set[str]:
     """The Celery queues to measure: the default one, every queue a worker that is not dead
     consumes, and every queue a QUEUED node was sent to (a queue nobody serves is the one
     whose depth matters most)."""
-    from .workers import served_queues  # noqa: PLC0415 - workers imports this module lazily
-
     queues = {settings.CELERY_TASK_DEFAULT_QUEUE, *served_queues()}
     queues.update(NodeRun.objects.filter(state=N.QUEUED).values_list("queue", flat=True).distinct())
     return queues
-
-
-def queue_depths(queues: Iterable[str]) -> dict[str, int]:
-    """Messages waiting in each queue: LLEN of its Redis lists (one per priority step),
-    under the broker's ``global_keyprefix``, in one pipelined round trip."""
-    import redis
-
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
-    prefix = options.get("global_keyprefix") or ""
-    steps = tuple(options.get("priority_steps") or KOMBU_PRIORITY_STEPS)
-    ordered = sorted(queues)
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
-    )
-    try:
-        with client.pipeline(transaction=False) as pipe:
-            for queue in ordered:
-                for step in steps:
-                    key = queue if not step else f"{queue}{KOMBU_PRIORITY_SEP}{step}"
-                    pipe.llen(prefix + key)
-            lengths = pipe.execute()
-    finally:
-        client.close()
-    depths = {}
-    for index, queue in enumerate(ordered):
-        depths[queue] = sum(lengths[index * len(steps) : (index + 1) * len(steps)])
-    return depths
 
 
 class TrellisCollector(Collector):

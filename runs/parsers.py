@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-from .limits import check_depth
+from .rules.limits import check_depth
 
 
 class LimitedJSONParser(JSONParser):

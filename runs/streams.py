@@ -31,10 +31,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from .events import event_payload, run_group
 from .models import Run, RunEvent
 from .rules.states import RUN_FINISHED
-from .services import visible_runs
+from .services.runs import visible_runs
+from .store.publish import event_payload, run_group
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import traceback
+from datetime import timedelta
 from typing import Any
 
 from celery import chord, shared_task
@@ -25,28 +26,22 @@ from handlers.registry import (
     get_handler,
 )
 
-from . import (
-    queue_limits,
-    workers,  # noqa: F401 - connects the heartbeat to worker signals
-)
-from .limits import clip_event_data
+from .engine import queue_limits
+from .engine.definitions import spec_for_version
+from .engine.reconciler import reconcile
+from .engine.retention import purge_runs
+from .engine.scheduler import claim_node, expire_waiting, finish_node, park_waiting, requeue_retry
+from .engine.scope import scope_for
+from .engine.secrets import Secrets
 from .logcontext import bind_log_context, in_own_log_context
-from .models import NodeRun, Run
+from .models import NodeRun, Run, Workflow
 from .rules import templating
+from .rules.limits import clip_event_data
 from .rules.spec import SpecError
 from .rules.states import NodeState, RunState
-from .scheduler import (
-    claim_node,
-    expire_waiting,
-    finish_node,
-    park_waiting,
-    requeue_retry,
-    scope_for,
-    spec_for_version,
-)
-from .secrets import Secrets
-from .sessions import session_state, update_session
-from .transitions import record_event
+from .services.runs import find_version, start_child_run, start_new_run
+from .services.sessions import session_state, update_session
+from .store.writes import now, record_event
 
 logger = logging.getLogger(__name__)
 N = NodeState
@@ -233,8 +228,6 @@ def execute_node(self, node_pk: int, token: str) -> None:
 
 def _start_child(execution: _Execution, token: str, instruction: StartChildRun) -> None:
     """A `workflow` node: start the child run, park the node until the child ends."""
-    from .services import start_child_run
-
     node = execution.node
     try:
         with transaction.atomic():
@@ -345,8 +338,6 @@ def send_due_retry(node_pk: int, token: str) -> None:
 @shared_task(name="trellis.reconcile", ignore_result=True)
 def reconcile_task() -> dict[str, int]:
     """The beat-driven reconciler pass (see runs.workers)."""
-    from .workers import reconcile
-
     counts = reconcile()
     if any(counts.values()):
         logger.info("reconciler: %s", counts)
@@ -357,9 +348,6 @@ def reconcile_task() -> dict[str, int]:
 def start_scheduled_run(workflow_name: str) -> str | None:
     """Beat fires a workflow's cron schedule: start a run of its latest version with the
     spec's default inputs, owned by the workflow's owner."""
-    from .models import Workflow
-    from .services import find_version, start_new_run
-
     workflow = Workflow.objects.select_related("owner").filter(name=workflow_name).first()
     if workflow is None:
         logger.warning("scheduled workflow %s no longer exists", workflow_name)
@@ -372,7 +360,13 @@ def start_scheduled_run(workflow_name: str) -> str | None:
     return str(run.pk)
 
 
-@shared_task(name="trellis.bench.noop", ignore_result=False)
-def bench_noop(*args: Any, **kwargs: Any) -> None:
-    """A raw Celery task that does nothing: the raw side of `manage.py bench`."""
-    return None
+@shared_task(name="trellis.purge_runs", ignore_result=True)
+def purge_runs_task() -> dict[str, int]:
+    """Beat's retention pass: finished runs older than ``TRELLIS_RETENTION_DAYS``."""
+    days = settings.TRELLIS_RETENTION_DAYS
+    if not days:
+        return {}
+    counts = purge_runs(now() - timedelta(days=days))
+    if counts.runs:
+        logger.info("retention: deleted %s in %d batches", counts, counts.batches)
+    return {"runs": counts.runs, "nodes": counts.nodes, "events": counts.events}

@@ -212,7 +212,7 @@ def _engine_test(request):
         return
     redis_url()
     request.getfixturevalue("_no_sessions_left_on_the_test_database")
-    from runs.scheduler import _cached_run, _cached_spec, _version_for_scope
+    from runs.engine.definitions import _cached_run, _cached_spec, _version_for_scope
 
     caches = (_cached_spec, _cached_run, _version_for_scope)
     for cache in caches:

@@ -9,9 +9,10 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
-from runs.scheduler import create_run, save_workflow
-from runs.transitions import move_run
+from runs.services.workflows import save_workflow
+from runs.store.writes import move_run
 
 SPEC = {
     "name": "admin-demo",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from runs.engine.scheduler import create_run, start_run
 from runs.models import NodeRun, Run, RunEvent
-from runs.scheduler import create_run, save_workflow, start_run
+from runs.services.workflows import save_workflow
 from tests.test_engine import py
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,10 +10,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from runs.engine.retention import parse_age
+from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, RunEvent, Session
-from runs.retention import parse_age, purge_runs_task
-from runs.scheduler import create_run, save_workflow
-from runs.transitions import now
+from runs.services.workflows import save_workflow
+from runs.store.writes import now
+from runs.tasks import purge_runs_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,10 +8,10 @@ import uuid
 import pytest
 from django.test import Client
 
-from runs import control
 from runs.models import NodeRun, Run, RunEvent
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services import control
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -75,7 +75,7 @@ def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user):
 
 
 def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
-    from runs.admission import admit_all
+    from runs.engine.scheduler import admit_all
 
     version, _ = save_workflow(
         {
@@ -100,8 +100,8 @@ def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
     wait_for_run(second.pk)  # admitted by the hook when the first ended
     # A run left waiting although a slot is free (its hook was lost with a process that
     # died between commit and hook): the reconciler's pass starts it.
-    from runs.scheduler import create_run
-    from runs.transitions import now
+    from runs.engine.scheduler import create_run
+    from runs.store.writes import now
 
     stranded = create_run(version, user)
     Run.objects.filter(pk=stranded.pk).update(waiting_since=now())

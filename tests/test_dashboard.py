@@ -11,10 +11,11 @@ from django.urls import reverse
 
 from frontend.dag import layout, order_layers
 from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_errors
+from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, Session
 from runs.rules.states import RunState
-from runs.scheduler import create_run, save_workflow
-from runs.transitions import move_run
+from runs.services.workflows import save_workflow
+from runs.store.writes import move_run
 
 INPUTS = {
     "type": "object",
@@ -350,7 +351,7 @@ def test_schemaless_workflow_takes_a_json_object(logged_in, user):
 
 @pytest.mark.django_db
 def test_node_panel_shows_rendered_config_output_error_and_logs(logged_in, workflow, user):
-    from runs.transitions import record_event
+    from runs.store.writes import record_event
 
     run = run_for(workflow, user, name="Ada")
     NodeRun.objects.filter(run=run, node_id="start").update(

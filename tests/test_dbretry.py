@@ -8,8 +8,8 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
-from runs.dbretry import retry_on_deadlock
 from runs.models import Session
+from runs.store.dbretry import retry_on_deadlock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from runs.models import NodeRun, RunEvent
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 from tests.testapp.handlers import count_calls
 

@@ -7,9 +7,10 @@ import uuid
 import pytest
 from django.db import transaction
 
+from runs.engine.scheduler import create_run
 from runs.models import RunEvent
-from runs.scheduler import create_run, save_workflow
-from runs.transitions import batched_events, record_event
+from runs.services.workflows import save_workflow
+from runs.store.writes import batched_events, record_event
 
 pytestmark = pytest.mark.django_db
 

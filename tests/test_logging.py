@@ -22,8 +22,8 @@ from runs.logcontext import (
     log_context,
 )
 from runs.models import NodeRun
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import WorkerProcess, wait_for_run
 
 PLAIN_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")

@@ -12,12 +12,12 @@ from django.test import Client, override_settings
 from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from runs import control
-from runs.metrics import queue_depths
+from runs.engine.dispatch import queue_depths
+from runs.engine.workers import liveness
 from runs.models import NodeRun, Worker
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
-from runs.workers import liveness
+from runs.services import control
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 from tests.test_engine import py
 

@@ -37,9 +37,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from runs.engine.reconciler import reconcile
 from runs.models import NodeRun, Run, Worker
 from runs.ops.processes import database_url
-from runs.workers import reconcile
 from tests.conftest import SUMMARY_LINES, WorkerProcess, wait_for_run
 from tests.test_control import create, start
 from tests.test_engine import py

@@ -9,10 +9,10 @@ import uuid
 import pytest
 from django.test import Client
 
-from runs import control
 from runs.models import NodeRun
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services import control
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -15,8 +15,8 @@ import uuid
 import pytest
 from django.conf import settings
 
+from runs.engine.reconciler import reconcile
 from runs.models import NodeRun, Run, RunEvent, Worker
-from runs.workers import reconcile
 from tests.conftest import WorkerProcess, wait_for_run
 from tests.test_control import create, start, wait_node
 from tests.test_engine import py
@@ -154,8 +154,8 @@ def test_valkey_stopped_and_restarted_mid_run_every_run_completes(worker, api):
 
 
 def test_same_message_delivered_twice_concurrently_runs_once(worker, api, user):
+    from runs.engine.scheduler import create_run
     from runs.models import WorkflowVersion
-    from runs.scheduler import create_run
     from runs.tasks import execute_node
 
     key = uuid.uuid4().hex
@@ -242,8 +242,8 @@ def test_stale_queued_nodes_are_resent_only_when_their_queue_is_empty(worker, ap
 
     import redis
 
-    from runs.metrics import queue_depths
-    from runs.transitions import now
+    from runs.engine.dispatch import queue_depths
+    from runs.store.writes import now
 
     queue = f"unserved-{uuid.uuid4().hex[:6]}"
     name = create(api, [py("idle", "add", kwargs={"a": 1, "b": 1}, queue=queue)])

@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 
 from runs.models import NodeRun, Run, Worker
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import SUMMARY_LINES, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

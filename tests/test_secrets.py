@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from runs.models import NodeRun, Run, RunEvent
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

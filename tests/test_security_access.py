@@ -18,8 +18,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
 from runs.consumers import websocket_urlpatterns
+from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, Session
-from runs.scheduler import create_run, save_workflow
+from runs.services.workflows import save_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,8 +16,8 @@ import pytest
 from django.test import Client
 
 from runs.models import NodeRun, Run, RunEvent, Session, Workflow, WorkflowVersion
-from runs.scheduler import save_workflow
-from runs.services import start_new_run
+from runs.services.runs import start_new_run
+from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,10 +13,11 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
+from runs.engine.scheduler import create_run
 from runs.models import RunEvent
-from runs.scheduler import create_run, save_workflow
+from runs.services.workflows import save_workflow
+from runs.store.writes import record_event
 from runs.streams import EventCursor, run_finished_with
-from runs.transitions import record_event
 from tests.conftest import wait_for_run
 from tests.test_control import create, start
 from tests.test_engine import py
@@ -185,7 +186,7 @@ def test_websocket_event_racing_the_backlog_is_sent_once(user):
     group); the client sees it once."""
     from channels.layers import get_channel_layer
 
-    from runs.events import event_payload, run_group
+    from runs.store.publish import event_payload, run_group
 
     run = pending_run(user)
     token = Token.objects.create(user=user).key

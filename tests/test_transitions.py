@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runs.rules.decisions import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
 from runs.rules.states import (
     NODE_FINISHED,
     NODE_TRANSITIONS,
@@ -14,7 +15,6 @@ from runs.rules.states import (
 )
 from runs.rules.states import NodeState as N
 from runs.rules.states import RunState as R
-from runs.scheduler import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
 
 pytestmark = pytest.mark.unit
 

@@ -74,9 +74,12 @@ def start_process_group(argv: list[str], *, env: dict[str, str], log_path, cwd) 
         )
 
 
-def celery_worker_argv(name: str, queues: str, concurrency: int, loglevel: str) -> list[str]:
+def celery_worker_argv(
+    name: str, queues: str, concurrency: int, loglevel: str, *, include: list[str] = ()
+) -> list[str]:
     """``celery worker`` as the tests and the bench start it: prefork, named ``name@host``,
-    without gossip and mingle (they only slow start-up on one machine)."""
+    without gossip and mingle (they only slow start-up on one machine). ``include``: task
+    modules to register besides the project's (the bench's raw task)."""
     return [
         sys.executable,
         "-m",
@@ -96,6 +99,7 @@ def celery_worker_argv(name: str, queues: str, concurrency: int, loglevel: str) 
         f"{name}@%h",
         "--without-gossip",
         "--without-mingle",
+        *(f"--include={module}" for module in include),
     ]
 
 

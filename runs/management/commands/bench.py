@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from runs.bench import Bench, WorkerPool, format_table
+from runs.ops.bench import Bench, WorkerPool, format_table
 
 WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "events", "queries")
 

@@ -9,8 +9,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.retention import DEFAULT_BATCH_SIZE, PurgeCounts, count_purgeable, parse_age, purge_batch
-from runs.transitions import now
+from runs.engine.retention import (
+    DEFAULT_BATCH_SIZE,
+    PurgeCounts,
+    count_purgeable,
+    parse_age,
+    purge_batch,
+)
+from runs.store.writes import now
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from runs.workers import reconcile
+from runs.engine.reconciler import reconcile
 
 
 class Command(BaseCommand):

@@ -38,7 +38,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from runs.ops import embedded_redis
 from runs.ops.processes import die_with_parent
 from runs.rules.spec import SpecError
-from runs.scheduler import save_workflow
+from runs.services.workflows import save_workflow
 
 from .workflow import SPEC_SUFFIXES, describe_save, format_errors, read_spec
 

@@ -24,8 +24,8 @@ from django.utils import timezone
 from runs.models import Run, RunEvent, Workflow, WorkflowVersion
 from runs.rules.spec import SpecError, load_spec_text, parse_spec
 from runs.rules.states import RUN_FINISHED, RunState
-from runs.scheduler import save_workflow
-from runs.services import find_version, start_new_run, visible_workflows
+from runs.services.runs import find_version, start_new_run, visible_workflows
+from runs.services.workflows import save_workflow
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 POLL_INTERVAL = 0.2

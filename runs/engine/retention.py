@@ -15,14 +15,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from .models import NodeRun, Run, RunEvent
-from .rules.states import RUN_FINISHED
-from .transitions import now
+from ..models import NodeRun, Run, RunEvent
+from ..rules.states import RUN_FINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +121,3 @@ def purge_runs(cutoff: datetime, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Pur
     while (counts := purge_batch(cutoff, batch_size)).batches:
         total.add(counts)
     return total
-
-
-@shared_task(name="trellis.purge_runs", ignore_result=True)
-def purge_runs_task() -> dict[str, int]:
-    """Beat's retention pass: finished runs older than ``TRELLIS_RETENTION_DAYS``."""
-    days = settings.TRELLIS_RETENTION_DAYS
-    if not days:
-        return {}
-    counts = purge_runs(now() - timedelta(days=days))
-    if counts.runs:
-        logger.info("retention: deleted %s in %d batches", counts, counts.batches)
-    return {"runs": counts.runs, "nodes": counts.nodes, "events": counts.events}

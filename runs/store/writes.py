@@ -15,14 +15,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .events import queue_publish
-from .models import NodeRun, Run, RunEvent
-from .rules.states import (
-    NodeState,
-    RunState,
-    check_node_transition,
-    check_run_transition,
-)
+from ..models import NodeRun, Run, RunEvent
+from ..rules.states import NodeState, RunState, check_node_transition, check_run_transition
+from .publish import queue_publish
 
 N, R = NodeState, RunState
 
@@ -404,3 +399,22 @@ def record_event(run_id: Any, kind: str, data: Any, *, node_id: str = "") -> Run
 
 def now():
     return timezone.now()
+
+
+def wait_for_slot(run: Run, limit: int, fields: dict[str, Any]) -> bool:
+    """A PENDING run triggered at its workflow's ``max_concurrent_runs``: compare-and-set
+    (still PENDING, not yet waiting) ``waiting_since``, with a ``run.waiting`` event. The run
+    stays PENDING (the table's state) until admitted; the API and the dashboard show the
+    wait from ``waiting_since``. False if it was not PENDING or already waiting."""
+    fields = {key: value for key, value in fields.items() if key != "started_at"}
+    since = now()
+    updated = Run.objects.filter(pk=run.pk, status=R.PENDING, waiting_since__isnull=True).update(
+        waiting_since=since, **fields
+    )
+    if not updated:
+        return False
+    run.waiting_since = since
+    for key, value in fields.items():
+        setattr(run, key, value)
+    record_event(run.pk, "run.waiting", {"max_concurrent_runs": limit})
+    return True

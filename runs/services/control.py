@@ -8,12 +8,14 @@ from typing import Any
 
 from django.db import transaction
 
-from . import admission
-from .dbretry import retry_on_deadlock
-from .models import NodeRun, Run
-from .rules.states import NODE_UNFINISHED, InvalidTransition, NodeState, RunState
-from .scheduler import Outbox, message_id, settle_parent, spec_for_version
-from .transitions import move_node, move_run, now, record_event
+from ..engine import dispatch
+from ..engine.definitions import spec_for_version
+from ..engine.dispatch import message_id
+from ..engine.scheduler import Outbox, admit_after_commit, settle_parent
+from ..models import NodeRun, Run
+from ..rules.states import NODE_UNFINISHED, InvalidTransition, NodeState, RunState
+from ..store.dbretry import retry_on_deadlock
+from ..store.writes import move_node, move_run, now, record_event
 
 N, R = NodeState, RunState
 
@@ -67,14 +69,14 @@ def cancel(run_id: Any, user=None) -> Run:
             data={"by": _actor(user)},
         ):
             raise InvalidTransition("run", run.status, R.CANCELLED)
-        admission.admit_after_commit(run)  # a slot may have freed
+        admit_after_commit(run)  # a slot may have freed
         revoke = []
         for node in NodeRun.objects.filter(run=run, state__in=NODE_UNFINISHED):
             if node.state == N.QUEUED and node.dispatch_token:
                 revoke.append(message_id(node.pk, node.dispatch_token))
             move_node(node, node.state, N.CANCELLED, finished_at=now())
         if revoke:
-            transaction.on_commit(lambda: _revoke(revoke))
+            transaction.on_commit(lambda: dispatch.revoke(revoke))
         # Cancel cascades down to child runs of `workflow` nodes…
         children = Run.objects.filter(
             parent_node__run=run, status__in=(R.PENDING, R.RUNNING, R.PAUSED)
@@ -85,12 +87,6 @@ def cancel(run_id: Any, user=None) -> Run:
         if run.parent_node_id:
             settle_parent(run, R.CANCELLED, None, "cancelled")
     return run
-
-
-def _revoke(task_ids: list[str]) -> None:
-    from orchestration.celery import app  # noqa: PLC0415 - only the control path needs it
-
-    app.control.revoke(task_ids)
 
 
 @retry_on_deadlock

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from .models import Session
+from ..models import Session
 
 
 def session_state(session_id: Any) -> dict[str, Any]:

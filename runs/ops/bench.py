@@ -15,6 +15,7 @@ query log (their messages go to a queue no worker reads).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import chain, chord, group
+from asgiref.sync import sync_to_async
+from celery import chain, chord, current_app, group
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -38,7 +41,14 @@ from runs.ops.processes import (
     wait_for_worker,
 )
 
-from .tasks import bench_noop as noop
+from ..engine.scheduler import create_run, start_run
+from ..models import NodeRun, Run
+from ..rules.spec import parse_spec
+from ..services.runs import start_new_run
+from ..services.workflows import save_workflow
+from ..store.publish import run_group
+from ..tasks import execute_node
+from .bench_tasks import bench_noop as noop
 
 BENCH_QUEUE = "trellis-bench"
 INLINE_QUEUE = "trellis-bench-inline"  # nobody consumes it: the bench runs those nodes itself
@@ -144,7 +154,13 @@ class WorkerPool:
         # The database this process uses (in the tests: the test database).
         env["DATABASE_URL"] = database_url(connection.settings_dict)
         self.process = start_process_group(
-            celery_worker_argv(self.name, BENCH_QUEUE, self.concurrency, "warning"),
+            celery_worker_argv(
+                self.name,
+                BENCH_QUEUE,
+                self.concurrency,
+                "warning",
+                include=["runs.ops.bench_tasks"],
+            ),
             env=env,
             log_path=self.log,
             cwd=settings.BASE_DIR,
@@ -221,16 +237,11 @@ class Bench:
         return result
 
     def _workflow(self, nodes: list[dict[str, Any]], label: str):
-        from .scheduler import save_workflow
-
         doc = {"name": f"bench-{label}-{uuid.uuid4().hex[:8]}", "dag": {"nodes": nodes}}
         version, _ = save_workflow(doc, self.user)
         return version
 
     def _run_trellis(self, version) -> float:
-        from .models import Run
-        from .services import start_new_run
-
         started = time.perf_counter()
         run = start_new_run(version, self.user)
         while True:
@@ -293,8 +304,6 @@ class Bench:
 
     def _client_driver(self, deps: dict[str, list[str]]) -> float:
         """Dependency counting on the client: send ready tasks, decrement on results."""
-        from orchestration.celery import app
-
         children: dict[str, list[str]] = {nid: [] for nid in deps}
         for nid, parents in deps.items():
             for parent in parents:
@@ -311,7 +320,7 @@ class Bench:
                 send(nid)
         done = 0
         while in_flight:
-            for task_id, _meta in app.backend.get_many(
+            for task_id, _meta in current_app.backend.get_many(
                 list(in_flight), timeout=600, interval=0.001
             ):
                 nid = in_flight.pop(task_id)
@@ -331,9 +340,6 @@ class Bench:
         raw_p95: list[float] = []
 
         def trellis_once() -> float:
-            from .models import Run
-            from .services import start_new_run
-
             started = time.perf_counter()
             created = {}
             for _ in range(runs):
@@ -354,14 +360,14 @@ class Bench:
             return statistics.median(latencies) if latencies else time.perf_counter() - started
 
         def raw_once() -> float:
-            from orchestration.celery import app
-
             sent = {}
             for _ in range(runs):
                 result = chain(_raw(), _raw(), _raw()).apply_async(queue=BENCH_QUEUE)
                 sent[result.id] = time.perf_counter()
             latencies = []
-            for task_id, _meta in app.backend.get_many(list(sent), timeout=600, interval=0.002):
+            for task_id, _meta in current_app.backend.get_many(
+                list(sent), timeout=600, interval=0.002
+            ):
                 latencies.append(time.perf_counter() - sent[task_id])
             raw_p95.append(percentile(latencies, 0.95))
             return statistics.median(latencies)
@@ -374,8 +380,6 @@ class Bench:
         raw.extra["p95_run_latency_s"] = round(statistics.median(raw_p95[-self.reps :]), 4)
 
     def w5(self) -> None:
-        from .rules.spec import parse_spec
-
         n = self.size(10000)
         self.out(f"W5: create + validate a {n}-node DAG, then run it")
         nodes = fan_in_spec(n - 1)
@@ -385,8 +389,6 @@ class Bench:
             doc = {"name": f"bench-w5-{uuid.uuid4().hex[:8]}", "dag": {"nodes": nodes}}
             started = time.perf_counter()
             parse_spec(doc)  # what the API's validation does
-            from .scheduler import save_workflow
-
             version, _ = save_workflow(doc, self.user)
             create_times.append(time.perf_counter() - started)
         create = Result("W5", "trellis create+validate", n, times=create_times)
@@ -402,12 +404,6 @@ class Bench:
         """Worker-side emit -> a subscriber of the run's channel group (what the WebSocket
         consumer relays), p50/p95. Each sample: a node records an event with its wall clock;
         the subscriber notes when it arrives."""
-        import asyncio
-
-        from channels.layers import get_channel_layer
-
-        from .events import run_group
-
         samples = self.size(samples, minimum=3)
         self.out(f"events: {samples} emits from a worker to a channel-group subscriber")
         version = self._workflow(
@@ -438,10 +434,6 @@ class Bench:
                 await layer.group_discard(run_group(run_id), channel)
 
         async def main() -> None:
-            from asgiref.sync import sync_to_async
-
-            from .scheduler import create_run, start_run
-
             run = await sync_to_async(create_run)(version, self.user)
             listener = asyncio.ensure_future(listen(str(run.pk)))
             await asyncio.sleep(0.2)  # subscribed before the node starts
@@ -460,12 +452,6 @@ class Bench:
     def queries_per_node(self) -> None:
         """Execute nodes in this process under the query log: SQL per node, for two sizes of
         the same shape (a count that grows with size would be an N+1)."""
-        from orchestration.celery import app
-
-        from .models import NodeRun
-        from .scheduler import create_run, start_run
-        from .tasks import execute_node
-
         self.out("queries per node (nodes executed in-process under the query log)")
         for label, nodes in (
             ("fan-in 20", fan_in_spec(19, INLINE_QUEUE)),
@@ -501,7 +487,7 @@ class Bench:
                 f"  {label:<14} {len(queries) / executed:.2f} queries per node "
                 f"(+{len(trigger)} to trigger)"
             )
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(INLINE_QUEUE)
 
 

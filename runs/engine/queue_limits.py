@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
-from .models import NodeRun, QueueSlot
-from .rules.states import NodeState
+from ..models import NodeRun, QueueSlot
+from ..rules.states import NodeState
+from .scheduler import claim_node
 
 N = NodeState
 FULL: Any = object()  # claim_within_limit: the queue is at its limit, try again later
@@ -46,8 +47,6 @@ def _slot(queue: str) -> None:
 def claim_within_limit(queue: str, limit: int, node_pk: int, token: str, worker: str):
     """Claim like ``scheduler.claim_node`` if the queue has a free slot: the NodeRun, None
     (stale message, drop it) or FULL (publish it again later)."""
-    from .scheduler import claim_node
-
     _slot(queue)
     with transaction.atomic():
         QueueSlot.objects.select_for_update().filter(name=queue).values_list("name").get()

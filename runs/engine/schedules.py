@@ -7,7 +7,7 @@ import json
 
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from .models import Workflow
+from ..models import Workflow
 
 
 def task_name(workflow: Workflow) -> str:

@@ -9,13 +9,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
-from .dbretry import retry_on_deadlock
-from .limits import check_depth, check_event_data
-from .models import NodeRun, Run, Session, Workflow, WorkflowVersion
-from .rules.spec import SpecError, apply_overrides
-from .rules.states import InvalidTransition, NodeState
-from .scheduler import create_run, settle_waiting, spec_for_version, start_run
-from .transitions import batched_events
+from ..engine.definitions import spec_for_version
+from ..engine.scheduler import create_run, settle_waiting, start_run
+from ..models import NodeRun, Run, Session, Workflow, WorkflowVersion
+from ..rules.limits import check_depth, check_event_data
+from ..rules.spec import SpecError, apply_overrides
+from ..rules.states import InvalidTransition, NodeState
+from ..store.dbretry import retry_on_deadlock
+from ..store.writes import batched_events
 
 
 def visible_runs(user) -> QuerySet[Run]:

@@ -1,8 +1,8 @@
 """The dependency-counting scheduler.
 
-Pure part (no I/O): ``decide`` says what a node whose parents have all finished becomes, and
-``backoff_delay`` computes retry delays. The rest are the database-side steps, each one
-transaction, with broker sends deferred to ``transaction.on_commit``:
+The decisions are pure (runs.rules.decisions: what a node whose parents have all finished
+becomes, retry delays); the writes go through the store (runs.store.writes). Each step here
+is one transaction, with broker sends deferred to ``transaction.on_commit``:
 
 - ``create_run``: all NodeRuns at once, each with ``pending_parents`` = its parent count.
 - ``start_run``: roots become QUEUED and are sent.
@@ -13,11 +13,8 @@ transaction, with broker sends deferred to ``transaction.on_commit``:
 
 from __future__ import annotations
 
-import copy
-import functools
+import logging
 import os
-import random
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,13 +23,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import admission, dbretry
-from .models import NodeRun, Run, Session, Workflow, WorkflowVersion
-from .rules import templating
-from .rules.spec import NodeSpec, WorkflowSpec, parse_spec, spec_hash
-from .rules.states import NODE_UNFINISHED, NodeState, RunState
-from .schedules import sync_schedule
-from .transitions import (
+from ..models import NodeRun, Run, Session, WorkflowVersion
+from ..rules import templating
+from ..rules.decisions import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
+from ..rules.spec import NodeSpec, WorkflowSpec
+from ..rules.states import NODE_UNFINISHED, NodeState, RunState
+from ..store import dbretry
+from ..store.writes import (
     batched_events,
     claim,
     move_node,
@@ -41,126 +38,19 @@ from .transitions import (
     now,
     queue_pending,
     record_event,
-    rows_to_values,
+    wait_for_slot,
 )
+from . import admission, dispatch
+from .definitions import run_for_worker, spec_for_version
+from .dispatch import new_token, send_nodes
+from .scope import run_result, scope_for
 
+logger = logging.getLogger(__name__)
 N, R = NodeState, RunState
-
-# --------------------------------------------------------------------------------------
-# Pure logic
-
-
-RUN, SKIP, UPSTREAM_FAILED = "run", "skip", "upstream_failed"
-
-
-def decide(trigger_rule: str, failed_parents: int, skipped_parents: int) -> str:
-    """What a node becomes once every parent has finished.
-
-    - ``all_success``: runs if every parent COMPLETED; any failed parent ⇒ UPSTREAM_FAILED;
-      otherwise (some parent skipped) the node is SKIPPED too, as in Airflow.
-    - ``none_failed``: runs unless a parent failed (skipped parents are fine) — joins after
-      a ``when`` branch.
-    - ``all_done``: runs whatever the parents did (clean-up steps).
-    """
-    if trigger_rule == "all_done":
-        return RUN
-    if failed_parents:
-        return UPSTREAM_FAILED
-    if trigger_rule == "none_failed" or not skipped_parents:
-        return RUN
-    return SKIP
-
-
-def backoff_delay(backoff: float, attempt: int, *, cap: float, jitter: float = 0.25) -> float:
-    """``backoff · 2^(attempt-1)`` seconds, capped, with ±``jitter`` proportional noise."""
-    base = min(cap, backoff * (2 ** max(0, attempt - 1)))
-    return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
-
-
-def new_token() -> str:
-    return uuid.uuid4().hex
 
 
 # --------------------------------------------------------------------------------------
 # Definitions
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_spec(version_id: int) -> WorkflowSpec:
-    doc = WorkflowVersion.objects.values_list("spec", flat=True).get(pk=version_id)
-    return parse_spec(doc)
-
-
-def spec_for_version(version_id: int) -> WorkflowSpec:
-    """The parsed spec of a version. Versions are immutable, so each process parses once."""
-    return _cached_spec(version_id)
-
-
-_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_run(run_id) -> Run:
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in Run._meta.concrete_fields)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns} FROM {Run._meta.db_table} WHERE id = %s",
-            [Run._meta.pk.get_db_prep_value(run_id, connection)],
-        )
-        rows = cursor.fetchall()
-    if not rows:
-        raise Run.DoesNotExist(run_id)
-    run = Run.from_db(connection.alias, _RUN_FIELDS, rows_to_values(Run, _RUN_FIELDS, rows)[0])
-    run.workflow_version = _version_for_scope(run.workflow_version_id)
-    return run
-
-
-@functools.lru_cache(maxsize=256)
-def _version_for_scope(version_id: int) -> WorkflowVersion:
-    """A version without its spec (templates read ``run.version``); versions never change."""
-    return WorkflowVersion.objects.defer("spec").get(pk=version_id)
-
-
-def run_for_worker(run_id, status: str) -> Run:
-    """A run as a worker needs it, without a query per node: what a worker reads of a run
-    once it is RUNNING (version, inputs, params, overrides, session, parent node) never
-    changes, so each process loads it once. ``status`` is what the caller's own statement
-    just checked. Each call gets its own copy (the JSON fields too: handlers may mutate
-    their inputs)."""
-    run = copy.copy(_cached_run(run_id))
-    run.status = status
-    run.inputs = copy.deepcopy(run.inputs)
-    run.params = copy.deepcopy(run.params)
-    run.overrides = copy.deepcopy(run.overrides)
-    return run
-
-
-def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
-    """Store a validated spec: a new workflow, a new version, or (identical spec) the latest.
-
-    Returns ``(version, created)``. Raises ``spec.SpecError`` for an invalid spec and
-    ``PermissionError`` when the name belongs to another user.
-    """
-    spec = parse_spec(doc)
-    digest = spec_hash(doc)
-    with transaction.atomic():
-        workflow, _ = Workflow.objects.select_for_update().get_or_create(
-            name=spec.name, defaults={"owner": user, "description": spec.description}
-        )
-        if workflow.owner_id != user.pk and not user.is_staff:
-            raise PermissionError(f"the workflow name {spec.name!r} belongs to another user")
-        latest = workflow.versions.order_by("-version").first()
-        if latest is not None and latest.spec_hash == digest:
-            return latest, False
-        number = (latest.version if latest else 0) + 1
-        version = WorkflowVersion.objects.create(
-            workflow=workflow, version=number, spec=doc, spec_hash=digest, created_by=user
-        )
-        workflow.latest_version = number
-        workflow.description = spec.description
-        workflow.save(update_fields=["latest_version", "description", "updated_at"])
-        sync_schedule(workflow, spec.schedule)
-    return version, True
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +118,7 @@ def start_run(
         if spec.max_concurrent_runs and not admission.has_slot(run, spec.max_concurrent_runs):
             if admitting:
                 return False
-            return admission.wait_for_slot(run, spec.max_concurrent_runs, fields)
+            return wait_for_slot(run, spec.max_concurrent_runs, fields)
         if not admitting and run.waiting_since is not None:
             return False  # triggered already, waiting for a slot
         if not move_run(run, R.PENDING, R.RUNNING, **fields):
@@ -389,64 +279,6 @@ def decrement_parents(run_id: Any, children: Iterable[str], parent_state: str) -
     return ready
 
 
-def message_id(node_pk: int, token: str) -> str:
-    """The Celery task id of a node's message: derived, so cancel can revoke it."""
-    return f"trellis-node-{node_pk}-{token}"
-
-
-def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
-    """Publish one execute message per node (called after the commit that queued them)."""
-    from .tasks import execute_node
-
-    grace = 30
-    # One producer (and broker connection) for the batch, not one from the pool per message.
-    with execute_node.app.producer_or_acquire() as producer:
-        for node_pk, token, node_spec in batch:
-            execute_node.apply_async(
-                (node_pk, token),
-                task_id=message_id(node_pk, token),
-                queue=node_spec.queue,
-                soft_time_limit=node_spec.timeout,
-                time_limit=node_spec.timeout + grace,
-                producer=producer,
-            )
-
-
-def scope_for(
-    run: Run, spec: WorkflowSpec, node_spec: NodeSpec, **extra: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Template scope for a node, and the upstream outputs it holds (parents and the nodes
-    its templates read)."""
-    wanted = set(node_spec.dependencies) | set(node_spec.refs)
-    outputs = completed_outputs(run.pk, sorted(wanted)) if wanted else {}
-    if run.session_id and "session" not in extra:
-        extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
-    return templating.build_scope(
-        inputs=run.inputs,
-        outputs=outputs,
-        params=run.params,
-        run={"id": str(run.pk), "workflow": spec.name, "version": run.workflow_version.version},
-        **extra,
-    ), outputs
-
-
-def completed_outputs(run_id: Any, node_ids: list[str]) -> dict[str, Any]:
-    """``{node_id: output}`` of the COMPLETED nodes among ``node_ids`` (plain SQL: this runs
-    for every node that has parents)."""
-    if not node_ids:
-        return {}
-    names = ("node_id", "output")
-    run_value = NodeRun._meta.get_field("run").get_db_prep_value(run_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT node_id, output FROM {NodeRun._meta.db_table} WHERE run_id = %s"
-            " AND state = %s AND node_id IN (" + ", ".join(["%s"] * len(node_ids)) + ")",
-            [run_value, N.COMPLETED, *node_ids],
-        )
-        rows = cursor.fetchall()
-    return dict(rows_to_values(NodeRun, names, rows))
-
-
 def _reload_after_deadlock(node: NodeRun, *args: Any, run: Run | None = None, **kwargs: Any):
     """The aborted try had changed these in memory (its database writes rolled back)."""
     node.refresh_from_db()
@@ -521,7 +353,7 @@ def finish_node(
                 data={"error": error["message"] if error else "", "retry_in": round(delay, 3)},
             ):
                 return None
-            transaction.on_commit(lambda: _send_retry(node.pk, retry_token, delay))
+            transaction.on_commit(lambda: dispatch.send_retry(node.pk, retry_token, delay))
             return N.RETRYING
         else:
             if not move_node(
@@ -557,12 +389,6 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
         if node is not None:
             move_node(node, N.QUEUED, N.READY, token=token, run_status=R.PAUSED)
     return None
-
-
-def _send_retry(node_pk: int, token: str, delay: float) -> None:
-    from .tasks import send_due_retry
-
-    send_due_retry.apply_async((node_pk, token), countdown=delay)
 
 
 def requeue_retry(node_pk: int, token: str) -> bool:
@@ -620,7 +446,7 @@ def _maybe_finish_run(run: Run, spec: WorkflowSpec) -> None:
     if move_run(run, status, final, result=result, error=error, finished_at=now()):
         record_event(run.pk, "run.result", {"status": final, "result": result, "error": error})
         if spec.max_concurrent_runs:
-            admission.admit_after_commit(run)
+            admit_after_commit(run)
         if run.parent_node_id:
             settle_parent(run, final, result, error)
 
@@ -686,14 +512,8 @@ def park_waiting(node: NodeRun, token: str, *, timeout: float | None, data=None)
         if not move_node(node, N.RUNNING, N.WAITING, token=token, due_at=due, data=data):
             return False
         if timeout:
-            transaction.on_commit(lambda: _send_wait_expiry(node.pk, token, timeout))
+            transaction.on_commit(lambda: dispatch.send_wait_expiry(node.pk, token, timeout))
     return True
-
-
-def _send_wait_expiry(node_pk: int, token: str, delay: float) -> None:
-    from .tasks import expire_wait
-
-    expire_wait.apply_async((node_pk, token), countdown=delay)
 
 
 def expire_waiting(node_pk: int, token: str | None = None) -> bool:
@@ -710,9 +530,54 @@ def expire_waiting(node_pk: int, token: str | None = None) -> bool:
     )
 
 
-def run_result(run_id: Any, spec: WorkflowSpec) -> Any:
-    """Output node(s) result: the single output node's output, else ``{node_id: output}``."""
-    outputs = completed_outputs(run_id, list(spec.output_nodes))
-    if len(spec.output_nodes) == 1:
-        return outputs.get(spec.output_nodes[0])
-    return outputs
+# --------------------------------------------------------------------------------------
+# Admission: runs waiting for a slot under ``max_concurrent_runs`` (the policy is
+# runs.engine.admission)
+
+
+def admit_waiting(workflow_id: int) -> int:
+    """Start as many waiting runs of the workflow as its free slots allow; how many started."""
+    started = 0
+    while True:
+        run = admission.waiting_runs(workflow_id).select_related("workflow_version").first()
+        if run is None:
+            return started
+        if not start_run(run, overrides=run.overrides, params=run.params, admitting=True):
+            # No slot (start_run left it waiting), or another process started or cancelled
+            # it meanwhile: the first means stop, the second means try the next one.
+            run.refresh_from_db(fields=["status", "waiting_since"])
+            if run.status == R.PENDING and run.waiting_since is not None:
+                return started
+            continue
+        started += 1
+
+
+def admit_after_commit(run: Run) -> None:
+    """Call in the transaction that ends ``run``: its workflow admits waiting runs after."""
+    if not admission.limit_of(run):
+        return
+    workflow_id = (
+        run.workflow_version.workflow_id
+        if "workflow_version" in run._state.fields_cache
+        else Run.objects.filter(pk=run.pk)
+        .values_list("workflow_version__workflow_id", flat=True)
+        .get()
+    )
+
+    def admit() -> None:
+        try:
+            admit_waiting(workflow_id)
+        except Exception:  # noqa: BLE001 - the reconciler admits them on its next pass
+            logger.exception("could not admit waiting runs of workflow %s", workflow_id)
+
+    transaction.on_commit(admit)
+
+
+def admit_all() -> int:
+    """Reconciler pass: every workflow with waiting runs gets its free slots filled."""
+    workflow_ids = (
+        Run.objects.filter(status=R.PENDING, waiting_since__isnull=False)
+        .values_list("workflow_version__workflow_id", flat=True)
+        .distinct()
+    )
+    return sum(admit_waiting(workflow_id) for workflow_id in list(workflow_ids))

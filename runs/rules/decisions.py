@@ -1,0 +1,31 @@
+"""Per-transition decisions: facts in, the target out. Pure (no ORM, no broker, no settings)."""
+
+from __future__ import annotations
+
+import random
+
+RUN, SKIP, UPSTREAM_FAILED = "run", "skip", "upstream_failed"
+
+
+def decide(trigger_rule: str, failed_parents: int, skipped_parents: int) -> str:
+    """What a node becomes once every parent has finished.
+
+    - ``all_success``: runs if every parent COMPLETED; any failed parent ⇒ UPSTREAM_FAILED;
+      otherwise (some parent skipped) the node is SKIPPED too, as in Airflow.
+    - ``none_failed``: runs unless a parent failed (skipped parents are fine) — joins after
+      a ``when`` branch.
+    - ``all_done``: runs whatever the parents did (clean-up steps).
+    """
+    if trigger_rule == "all_done":
+        return RUN
+    if failed_parents:
+        return UPSTREAM_FAILED
+    if trigger_rule == "none_failed" or not skipped_parents:
+        return RUN
+    return SKIP
+
+
+def backoff_delay(backoff: float, attempt: int, *, cap: float, jitter: float = 0.25) -> float:
+    """``backoff · 2^(attempt-1)`` seconds, capped, with ±``jitter`` proportional noise."""
+    base = min(cap, backoff * (2 ** max(0, attempt - 1)))
+    return max(0.0, base * (1 + random.uniform(-jitter, jitter)))

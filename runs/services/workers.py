@@ -1,0 +1,40 @@
+"""Workers and queues for the API and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.workers import liveness, served_queues
+from ..models import Worker
+from ..rules.states import NodeState
+
+N = NodeState
+
+
+def queue_warnings(nodes, served: set[str] | None = None) -> dict[str, str]:
+    """``{node id: sentence}`` for nodes waiting in a queue that no live worker serves, so
+    that they do not wait silently (they run as soon as such a worker starts)."""
+    waiting = [node for node in nodes if node.state in (N.READY, N.QUEUED)]
+    if not waiting:
+        return {}
+    served = served_queues() if served is None else served
+    return {
+        node.node_id: f"waits in queue {node.queue!r}, which no live worker serves "
+        f"(start one with: celery -A orchestration worker -Q {node.queue})"
+        for node in waiting
+        if node.queue not in served
+    }
+
+
+def worker_view(worker: Worker, running: dict[str, int]) -> dict[str, Any]:
+    """A worker for the API; ``running`` from :func:`running_per_worker`."""
+    return {
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "queues": worker.queues,
+        "concurrency": worker.concurrency,
+        "started_at": worker.started_at.isoformat(),
+        "last_seen": worker.last_seen.isoformat(),
+        "liveness": liveness(worker),
+        "nodes_running": running.get(worker.hostname, 0),
+    }
