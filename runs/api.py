@@ -1,7 +1,8 @@
 """The REST API: the resource API under /api/v1/ and the seed-004 compatible routes.
 
 Views are thin: they parse and check requests, call the service layer and shape responses.
-Every error has one shape: ``{"error": "<sentence>", "errors": [{"path", "message"}]}``.
+Every error has one shape (``runs.web.error_body``):
+``{"error": "<sentence>", "errors": [{"path", "message"}]}``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from .parsers import LimitedJSONParser
 from .rules.limits import PayloadTooLarge, json_size
 from .rules.spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
 from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
-from .services import control
-from .services.runs import (
+from .services.runs import control
+from .services.runs.runs import (
     deliver_event,
     find_version,
     start_new_run,
@@ -49,18 +50,15 @@ from .services.runs import (
     visible_sessions,
     visible_workflows,
 )
-from .services.sessions import update_session
-from .services.workers import queue_warnings, worker_view
-from .services.workflows import save_workflow
+from .services.runs.sessions import update_session
+from .services.runs.workers import queue_warnings, worker_view
+from .services.runs.workflows import save_workflow
+from .web import error_body
 
 logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
 # Errors
-
-
-def error_response(message: str, code: int, errors: list[dict[str, Any]] | None = None) -> Response:
-    return Response({"error": message, "errors": errors or []}, status=code)
 
 
 def _flatten(detail: Any, path: str = "$") -> list[dict[str, Any]]:
@@ -78,30 +76,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SpecError):
         count = len(exc.errors)
         message = exc.errors[0]["message"] if count == 1 else f"{count} problems found"
-        return error_response(message, 400, exc.errors)
+        return Response(error_body(message, exc.errors), status=400)
     if isinstance(exc, InvalidTransition):
-        return Response(
-            {
-                "error": str(exc),
-                "errors": [],
-                "current": exc.current,
-            },
-            status=409,
-        )
+        return Response({**error_body(str(exc)), "current": exc.current}, status=409)
     if isinstance(exc, PermissionError):
-        return error_response(str(exc), 403)
+        return Response(error_body(str(exc)), status=403)
     if isinstance(exc, RequestDataTooBig):
         return too_large_response(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, PayloadTooLarge):
-        return error_response(exc.message, 413, [{"path": exc.path, "message": exc.message}])
+        return Response(
+            error_body(exc.message, [{"path": exc.path, "message": exc.message}]), status=413
+        )
     if isinstance(exc, ObjectDoesNotExist):
         exc = Http404()
     if isinstance(exc, DjangoValidationError):  # a value the database would not take
-        return error_response("; ".join(exc.messages) or "invalid value", 400)
+        return Response(error_body("; ".join(exc.messages) or "invalid value"), status=400)
     if isinstance(exc, DataError):  # e.g. a NUL character, which PostgreSQL cannot store
         logger.warning("request refused by the database: %s", exc)
-        return error_response(
-            "a value in the request cannot be stored (NUL characters, for one, cannot)", 400
+        return Response(
+            error_body("a value in the request cannot be stored (NUL characters, for one, cannot)"),
+            status=400,
         )
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -109,12 +103,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         message = errors[0]["message"] if len(errors) == 1 else f"{len(errors)} problems found"
-        response.data = {"error": message, "errors": errors}
+        response.data = error_body(message, errors)
     elif isinstance(exc, Http404 | exceptions.NotFound):
-        response.data = {"error": "Not found.", "errors": []}
+        response.data = error_body("Not found.")
     else:
         detail = getattr(exc, "detail", str(exc))
-        response.data = {"error": str(detail), "errors": []}
+        response.data = error_body(str(detail))
     return response
 
 
@@ -357,7 +351,7 @@ class RunListView(APIView):
             else:
                 runs = runs.filter(created_at__gt=moment)
         if errors:
-            return error_response(errors[0]["message"], 400, errors)
+            return Response(error_body(errors[0]["message"], errors), status=400)
         paginator = RunPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response([run_view(run) for run in page])
@@ -369,25 +363,32 @@ class RunListView(APIView):
         data = body.validated_data
         workflow = visible_workflows(request.user).filter(name=data["workflow"]).first()
         if workflow is None:
-            return error_response(
-                f"no workflow named {data['workflow']!r}",
-                400,
-                [{"path": "$.workflow", "message": "unknown workflow"}],
+            return Response(
+                error_body(
+                    f"no workflow named {data['workflow']!r}",
+                    [{"path": "$.workflow", "message": "unknown workflow"}],
+                ),
+                status=400,
             )
         try:
             version = find_version(workflow, data.get("version"))
         except WorkflowVersion.DoesNotExist:
-            return error_response(
-                f"workflow {workflow.name!r} has no version {data['version']}",
-                400,
-                [{"path": "$.version", "message": "unknown version"}],
+            return Response(
+                error_body(
+                    f"workflow {workflow.name!r} has no version {data['version']}",
+                    [{"path": "$.version", "message": "unknown version"}],
+                ),
+                status=400,
             )
         session = None
         if data.get("session"):
             session = visible_sessions(request.user).filter(pk=data["session"]).first()
             if session is None:
-                return error_response(
-                    "no such session", 400, [{"path": "$.session", "message": "unknown session"}]
+                return Response(
+                    error_body(
+                        "no such session", [{"path": "$.session", "message": "unknown session"}]
+                    ),
+                    status=400,
                 )
         run = start_new_run(
             version,
@@ -480,7 +481,7 @@ class RunEventsView(APIView):
             after = int(request.query_params.get("after", 0))
             limit = min(int(request.query_params.get("limit", 1000)), 5000)
         except ValueError:
-            return error_response("after and limit must be integers", 400)
+            return Response(error_body("after and limit must be integers"), status=400)
         events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
         return Response({"results": [event_view(e) for e in events]})
 
@@ -495,10 +496,12 @@ class RunEventsView(APIView):
                 run, body.validated_data["node"], body.validated_data["data"], request.user
             )
         except NodeRun.DoesNotExist:
-            return error_response(
-                f"run has no node {body.validated_data['node']!r}",
-                400,
-                [{"path": "$.node", "message": "unknown node"}],
+            return Response(
+                error_body(
+                    f"run has no node {body.validated_data['node']!r}",
+                    [{"path": "$.node", "message": "unknown node"}],
+                ),
+                status=400,
             )
         return Response({"node": node.node_id, "state": node.state}, status=201)
 

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-SUBPROTOCOL = "trellis"  # offered beside "trellis.token.<key>" (orchestration.asgi)
+SUBPROTOCOL = "trellis"  # offered beside "trellis.token.<key>" (runs.web)
 RUN_LIST_BACKLOG = 500  # run.status events replayed to a run-list socket at most
 
 

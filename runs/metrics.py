@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, F, FloatField, Func, Q, Sum
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -35,6 +35,7 @@ from .engine.workers import served_queues
 from .models import NodeRun, Run, Worker, WorkflowVersion
 from .rules.states import RUN_STATES, NodeState
 from .store.writes import now
+from .web import authorization, json_error, user_for_token
 
 logger = logging.getLogger(__name__)
 N = NodeState
@@ -271,49 +272,32 @@ class TrellisCollector(Collector):
         yield depth
 
 
-def _error(message: str, status: int) -> JsonResponse:
-    response = JsonResponse({"error": message, "errors": []}, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="trellis metrics"'
-    return response
-
-
-def _bearer_token(request: HttpRequest) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip()
-
-
-def _api_token(request: HttpRequest) -> str | None:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "token" else None
+# The challenge of every 401 from /metrics.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="trellis metrics"'}
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: for a staff session or a staff user's API token
     (``Authorization: Token …``), or ``Authorization: Bearer <TRELLIS_METRICS_TOKEN>`` when
     that setting is set. 401 without either, 403 for a
-    signed-in user who is not staff."""
+    signed-in user who is not staff. A ``Bearer`` or ``Token`` header decides alone: when it is
+    wrong the answer is 401, even with a staff session; ``?token=`` is not read here."""
     if request.method not in ("GET", "HEAD"):
-        return _error("Method not allowed.", 405)
-    token = _bearer_token(request)
+        return json_error("Method not allowed.", 405)
+    scheme, credentials = authorization(request)
     expected = settings.TRELLIS_METRICS_TOKEN
     user = request.user
-    if token is None and (api_key := _api_token(request)) is not None:
-        from .streams import user_for_token  # noqa: PLC0415
-
-        user = user_for_token(api_key)  # a staff user's API token works too
+    if scheme == "token":
+        user = user_for_token(credentials)  # a staff user's API token works too
         if user is None:
-            return _error("Invalid token.", 401)
-    if token is not None:
-        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-            return _error("Invalid metrics token.", 401)
+            return json_error("Invalid token.", 401, headers=CHALLENGE)
+    if scheme == "bearer":
+        if not expected or not hmac.compare_digest(credentials.encode(), expected.encode()):
+            return json_error("Invalid metrics token.", 401, headers=CHALLENGE)
     elif not user.is_authenticated:
-        return _error("Authentication credentials were not provided.", 401)
+        return json_error("Authentication credentials were not provided.", 401, headers=CHALLENGE)
     elif not user.is_staff:
-        return _error("Metrics are for staff users.", 403)
+        return json_error("Metrics are for staff users.", 403)
     registry = CollectorRegistry()
     registry.register(TrellisCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -8,12 +8,14 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.decorators import sync_and_async_middleware
 
+from .web import json_error
+
 
 def too_large_response(limit: int) -> JsonResponse:
+    """413 for a body over ``limit`` bytes: here before the body is read, and from the API's
+    exception handler when Django raises ``RequestDataTooBig`` while reading it."""
     message = f"the request body is larger than {limit} bytes (TRELLIS_MAX_REQUEST_BYTES)."
-    return JsonResponse(
-        {"error": message, "errors": [{"path": "$", "message": message}]}, status=413
-    )
+    return json_error(message, 413, [{"path": "$", "message": message}])
 
 
 def _refusal(request: HttpRequest) -> JsonResponse | None:

@@ -28,13 +28,14 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from .models import Run, RunEvent
 from .rules.states import RUN_FINISHED
-from .services.runs import visible_runs
+from .services.runs.runs import visible_runs
 from .store.publish import event_payload, run_group
+from .web import json_error, request_token, user_for_token
 
 logger = logging.getLogger(__name__)
 
@@ -180,17 +181,7 @@ class Wakeup:
 
 
 # --------------------------------------------------------------------------------------
-# Authentication shared with the WebSocket side
-
-
-def user_for_token(key: str):
-    """The active user owning API token ``key``, or None. Synchronous."""
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+# Access shared with the WebSocket side
 
 
 def visible_run(user, run_id: Any) -> Run | None:
@@ -200,30 +191,14 @@ def visible_run(user, run_id: Any) -> Run | None:
     return visible_runs(user).filter(pk=run_id).first()
 
 
-def _header_token(request: HttpRequest) -> str | None:
-    """``Authorization: Token <key>`` (DRF's scheme), or ``?token=`` as for WebSockets."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() == "token" and key.strip():
-        return key.strip()
-    return request.GET.get("token") or None
-
-
 async def authenticated_user(request: HttpRequest):
     """The request's user by token (header or query) or session; None when anonymous or the
     token is invalid (a token that does not match is never replaced by the session)."""
-    key = _header_token(request)
+    key = request_token(request)
     if key is not None:
         return await database_sync_to_async(user_for_token)(key)
     user = await request.auser()
     return user if user.is_authenticated else None
-
-
-def _error(message: str, status: int, **headers: str) -> JsonResponse:
-    response = JsonResponse({"error": message, "errors": []}, status=status)
-    for name, value in headers.items():
-        response[name] = value
-    return response
 
 
 # --------------------------------------------------------------------------------------
@@ -298,17 +273,17 @@ async def run_stream(request: HttpRequest, run_id) -> HttpResponse:
     """``GET /api/v1/runs/<id>/stream/``: the run's events as server-sent events."""
     user = await authenticated_user(request)
     if user is None:
-        return _error(
+        return json_error(
             "Authentication credentials were not provided or are invalid.",
             401,
-            **{"WWW-Authenticate": "Token"},
+            headers={"WWW-Authenticate": "Token"},
         )
     run = await database_sync_to_async(visible_run)(user, run_id)
     if run is None:
-        return _error("Not found.", 404)
+        return json_error("Not found.", 404)
     after = _resume_point(request)
     if after is None:
-        return _error("Last-Event-ID and after must be non-negative integers.", 400)
+        return json_error("Last-Event-ID and after must be non-negative integers.", 400)
     if run.status in RUN_FINISHED and not await database_sync_to_async(_has_events_after)(
         run.pk, after
     ):
