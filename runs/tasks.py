@@ -26,6 +26,7 @@ from handlers.registry import (
     get_handler,
 )
 
+from . import heartbeat  # noqa: F401 - connects the worker's heartbeat to Celery's signals
 from .engine import queue_limits
 from .engine.definitions import spec_for_version
 from .engine.reconciler import reconcile
