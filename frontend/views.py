@@ -24,27 +24,33 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from runs.engine import queue_limits
-from runs.engine.admission import active_runs, waiting_note, waiting_runs
+from runs.engine.admission import active_runs, waiting_runs
 from runs.engine.definitions import spec_for_version
-from runs.engine.scope import scope_for
-from runs.engine.secrets import MaskedSecrets
 from runs.engine.workers import liveness, running_per_worker
 from runs.models import NodeRun, Run, RunEvent, Worker, WorkflowVersion
 from runs.rules.limits import PayloadTooLarge
 from runs.rules.spec import SpecError
-from runs.rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, NodeState, RunState
-from runs.rules.templating import render_value
+from runs.rules.states import (
+    RUN_CONTROLS,
+    RUN_FINISHED,
+    RUN_STATES,
+    InvalidTransition,
+    NodeState,
+    RunState,
+    legal_controls,
+)
 from runs.services import control
 from runs.services.runs import (
     deliver_event,
+    rendered_config,
     start_new_run,
     validated_inputs,
     visible_runs,
     visible_sessions,
     visible_workflows,
+    waiting_note,
 )
-from runs.services.workers import queue_warnings
+from runs.services.workers import queue_usage, queue_warnings
 from runs.store.publish import event_payload
 
 from .dag import layout_for_spec
@@ -58,12 +64,6 @@ NODE_LOG_LIMIT = 200
 # Which run statuses each control accepts: the run-level edges of ``runs.transitions``
 # (pause RUNNING→PAUSED, resume PAUSED→RUNNING, cancel →CANCELLED, retry FAILED/CANCELLED→
 # RUNNING). Buttons are shown only when their action is legal now.
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "pause": (RunState.RUNNING,),
-    "resume": (RunState.PAUSED,),
-    "cancel": (RunState.PENDING, RunState.RUNNING, RunState.PAUSED),
-    "retry": (RunState.FAILED, RunState.CANCELLED),
-}
 ACTION_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried"}
 
 # The order states are counted in the run page's summary bar.
@@ -102,10 +102,6 @@ def pretty_json(value: Any) -> str:
 
 def wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
-
-
-def legal_actions(status: str) -> list[str]:
-    return [action for action, allowed in ACTIONS.items() if status in allowed]
 
 
 def last_event_id() -> int:
@@ -249,8 +245,8 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
             "events": events,
             "initial_events": [event_payload(event) for event in events],
             "event_limit": RUN_EVENT_LIMIT,
-            "actions": legal_actions(run.status),
-            "all_actions": list(ACTIONS),
+            "actions": legal_controls(run.status),
+            "all_actions": list(RUN_CONTROLS),
             "waiting_forms": _waiting_forms(run, spec, nodes),
             "duration": duration(run.started_at, run.finished_at),
             "inputs_json": pretty_json(run.inputs),
@@ -265,7 +261,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
                 "status": run.status,
                 "after": cursor,
                 "nodes": node_data,
-                "actions": ACTIONS,
+                "actions": {name: sorted(sources) for name, (sources, _) in RUN_CONTROLS.items()},
                 "stateOrder": STATE_ORDER,
                 "createdAt": run.created_at.isoformat(),
                 "startedAt": run.started_at.isoformat() if run.started_at else None,
@@ -283,27 +279,6 @@ def _latest_progress(run: Run) -> dict[str, dict[str, Any]]:
     return dict(progress.filter(id__in=list(last_ids)).values_list("node_id", "data"))
 
 
-def rendered_config(run: Run, spec, node: NodeRun) -> tuple[Any, str]:
-    """The node's config as its handler saw it: rendered again from the stored upstream
-    outputs (templates are pure, so this is what ran). ``(config, "")`` or ``(None, why)``."""
-    node_spec = spec.nodes[node.node_id]
-    config = dict(node_spec.config)
-    config.update((run.overrides or {}).get(node.node_id) or {})
-    if node_spec.map:
-        return None, "rendered once per item of the map"
-    if (
-        node.state
-        in (NodeState.PENDING, NodeState.READY, NodeState.SKIPPED, NodeState.UPSTREAM_FAILED)
-        or node.attempt == 0
-    ):
-        return None, "rendered when the node starts"
-    try:
-        scope, _ = scope_for(run, spec, node_spec)
-        return render_value(config, {**scope, "secrets": MaskedSecrets()}), ""
-    except Exception as exc:  # noqa: BLE001 - shown in the panel, as the node would see it
-        return None, f"cannot render now: {exc}"
-
-
 @login_required
 @require_GET
 def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
@@ -316,7 +291,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
     node_spec = spec.nodes.get(node_id)
     if node_spec is None:
         raise Http404("no such node in the spec")
-    config, config_note = rendered_config(run, spec, node)
+    config, config_note = rendered_config(run, spec, spec.nodes[node.node_id], node)
     node_events = (
         run.events.filter(node_id=node_id, id__lte=last_event)
         .exclude(kind="node.status")
@@ -393,7 +368,7 @@ def _answer(
 @require_POST
 def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
     """Pause, resume, cancel or retry through ``runs.control``; illegal ones are refused."""
-    if action not in ACTIONS:
+    if action not in RUN_CONTROLS:
         raise Http404("no such action")
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
     try:
@@ -406,7 +381,7 @@ def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
             f"Cannot {action} a run that is {exc.current}.",
             409,
             status=exc.current,
-            actions=legal_actions(exc.current),
+            actions=legal_controls(exc.current),
         )
     return _answer(
         request,
@@ -414,7 +389,7 @@ def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
         True,
         f"Run {ACTION_VERBS[action]}.",
         status=run.status,
-        actions=legal_actions(run.status),
+        actions=legal_controls(run.status),
     )
 
 
@@ -626,7 +601,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
             "slots": sum(r["concurrency"] for r in rows if r["liveness"] == "alive"),
             "busy": sum(r["nodes_running"] for r in rows if r["liveness"] == "alive"),
             "queued": NodeRun.objects.filter(state=NodeState.QUEUED).count(),
-            "queue_limits": queue_limits.usage(),
+            "queue_limits": queue_usage(),
         },
     )
 

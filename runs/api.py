@@ -30,29 +30,29 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .engine import queue_limits
-from .engine.admission import waiting_note
 from .engine.definitions import spec_for_version
-from .engine.scheduler import create_run, start_run
 from .engine.workers import running_per_worker
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, Session, Worker, WorkflowVersion
 from .parsers import LimitedJSONParser
 from .rules.limits import PayloadTooLarge, json_size
-from .rules.spec import SpecError, apply_overrides, load_spec_text, parse_spec, validate_spec
+from .rules.spec import SpecError, load_spec_text, parse_spec, validate_spec
 from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
-from .services.runs import control
-from .services.runs.runs import (
+from .services import control
+from .services.runs import (
     deliver_event,
     find_version,
     start_new_run,
+    submit_pending_run,
+    trigger_run,
     visible_runs,
     visible_sessions,
     visible_workflows,
+    waiting_note,
 )
-from .services.runs.sessions import update_session
-from .services.runs.workers import queue_warnings, worker_view
-from .services.runs.workflows import save_workflow
+from .services.sessions import update_session
+from .services.workers import queue_usage, queue_warnings, worker_view
+from .services.workflows import save_workflow
 from .web import error_body
 
 logger = logging.getLogger(__name__)
@@ -595,7 +595,7 @@ class WorkerListView(APIView):
         return Response(
             {
                 "results": [worker_view(w, running) for w in Worker.objects.all()],
-                "queue_limits": queue_limits.usage(),
+                "queue_limits": queue_usage(),
             }
         )
 
@@ -619,7 +619,7 @@ class SeedSubmitView(APIView):
     )
     def post(self, request: Request) -> Response:
         version, _ = save_workflow(_spec_body(request), request.user)
-        run = create_run(version, request.user)
+        run = submit_pending_run(version, request.user)
         return Response({"execution_id": str(run.pk), "status": run.status})
 
 
@@ -630,17 +630,7 @@ class SeedTriggerView(APIView):
         summary="seed-004: trigger an execution; the body overrides node configs by node id",
     )
     def post(self, request: Request, execution_id) -> Response:
-        run = _run_for(request, execution_id)
-        overrides = request.data if request.data not in (None, "") else {}
-        if not isinstance(overrides, dict):
-            raise SpecError([{"path": "$", "message": "the body must be an object of node ids"}])
-        if overrides:
-            apply_overrides(run.workflow_version.spec, overrides)
-        if run.status != RunState.PENDING:
-            raise InvalidTransition("run", run.status, RunState.RUNNING)
-        if not start_run(run, overrides=overrides, params=overrides):
-            run.refresh_from_db(fields=["status"])
-            raise InvalidTransition("run", run.status, RunState.RUNNING)
+        run = trigger_run(_run_for(request, execution_id), request.data)
         return Response({"execution_id": str(run.pk), "status": run.status})
 
 

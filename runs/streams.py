@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET
 
 from .models import Run, RunEvent
 from .rules.states import RUN_FINISHED
-from .services.runs.runs import visible_runs
+from .services.runs import visible_runs
 from .store.publish import event_payload, run_group
 from .web import json_error, request_token, user_for_token
 

@@ -94,3 +94,28 @@ def test_backoff_grows_exponentially_within_jitter_and_cap():
             assert base * 0.75 <= delay <= base * 1.25
     assert backoff_delay(1.0, 30, cap=10) <= 12.5
     assert backoff_delay(0.0, 5, cap=10) == 0.0
+
+
+def test_every_run_control_is_an_edge_of_the_table():
+    from runs.rules.states import RUN_CONTROLS
+
+    for name, (sources, target) in RUN_CONTROLS.items():
+        for source in sources:
+            assert (source, target) in RUN_TRANSITIONS, (name, source, target)
+
+
+@pytest.mark.parametrize(
+    "status,controls",
+    [
+        (R.PENDING, ["cancel"]),
+        (R.RUNNING, ["pause", "cancel"]),
+        (R.PAUSED, ["resume", "cancel"]),
+        (R.FAILED, ["retry"]),
+        (R.CANCELLED, ["retry"]),
+        (R.COMPLETED, []),
+    ],
+)
+def test_legal_controls_follow_the_status(status, controls):
+    from runs.rules.states import legal_controls
+
+    assert legal_controls(status) == controls

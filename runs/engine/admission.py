@@ -11,7 +11,6 @@ waiting; a PAUSED run keeps its slot.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..models import Run, Workflow
 from ..rules.states import RunState
@@ -43,14 +42,3 @@ def waiting_runs(workflow_id: int):
         status=R.PENDING,
         waiting_since__isnull=False,
     ).order_by("waiting_since", "created_at")
-
-
-def waiting_note(run: Run) -> str | None:
-    """A sentence for a run that waits for a slot, else None."""
-    if run.status != R.PENDING or getattr(run, "waiting_since", None) is None:
-        return None
-    limit: Any = limit_of(run)
-    return (
-        f"waiting for a slot: workflow {run.workflow_version.workflow.name!r} allows "
-        f"{limit} concurrent run{'s' if limit != 1 else ''} (max_concurrent_runs)"
-    )

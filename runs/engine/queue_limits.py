@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 
 from ..models import NodeRun, QueueSlot
 from ..rules.states import NodeState
@@ -55,29 +54,3 @@ def claim_within_limit(queue: str, limit: int, node_pk: int, token: str, worker:
                 return FULL
             return None
         return claim_node(node_pk, token, worker)
-
-
-def usage() -> list[dict[str, Any]]:
-    """Each limited queue: its limit, and how many of its nodes run and wait now."""
-    limits = settings.TRELLIS_QUEUE_LIMITS
-    if not limits:
-        return []
-    counts = {
-        row["queue"]: row
-        for row in NodeRun.objects.filter(queue__in=list(limits))
-        .values("queue")
-        .annotate(
-            running=Count("id", filter=Q(state=N.RUNNING)),
-            queued=Count("id", filter=Q(state=N.QUEUED)),
-        )
-        .order_by()
-    }
-    return [
-        {
-            "queue": queue,
-            "limit": limit,
-            "running": counts.get(queue, {}).get("running", 0),
-            "queued": counts.get(queue, {}).get("queued", 0),
-        }
-        for queue, limit in sorted(limits.items())
-    ]

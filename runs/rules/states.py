@@ -115,3 +115,18 @@ def check_node_transition(current: str, target: str) -> None:
 def check_run_transition(current: str, target: str) -> None:
     if (current, target) not in RUN_TRANSITIONS:
         raise InvalidTransition("run", current, target)
+
+
+# The run controls (API, dashboard, admin, commands): which statuses each accepts and where it
+# leads. Every pair is an edge of RUN_TRANSITIONS (tests/test_transitions.py checks).
+RUN_CONTROLS: dict[str, tuple[frozenset[str], str]] = {
+    "pause": (frozenset({R.RUNNING}), R.PAUSED),
+    "resume": (frozenset({R.PAUSED}), R.RUNNING),
+    "cancel": (frozenset({R.PENDING, R.RUNNING, R.PAUSED}), R.CANCELLED),
+    "retry": (frozenset({R.FAILED, R.CANCELLED}), R.RUNNING),
+}
+
+
+def legal_controls(status: str) -> list[str]:
+    """The controls a run in ``status`` accepts now, in RUN_CONTROLS order."""
+    return [name for name, (sources, _target) in RUN_CONTROLS.items() if status in sources]

@@ -13,7 +13,7 @@ from ..engine.definitions import spec_for_version
 from ..engine.dispatch import message_id
 from ..engine.scheduler import Outbox, admit_after_commit, settle_parent
 from ..models import NodeRun, Run
-from ..rules.states import NODE_UNFINISHED, InvalidTransition, NodeState, RunState
+from ..rules.states import NODE_UNFINISHED, RUN_CONTROLS, InvalidTransition, NodeState, RunState
 from ..store.dbretry import retry_on_deadlock
 from ..store.writes import move_node, move_run, now, record_event
 
@@ -33,8 +33,9 @@ def pause(run_id: Any, user=None) -> Run:
     """RUNNING → PAUSED. Nodes already running finish; newly ready ones wait in READY."""
     with transaction.atomic():
         run = _locked_run(run_id)
-        if not move_run(run, R.RUNNING, R.PAUSED, data={"by": _actor(user)}):
-            raise InvalidTransition("run", run.status, R.PAUSED)
+        sources, target = RUN_CONTROLS["pause"]
+        if not move_run(run, sources, target, data={"by": _actor(user)}):
+            raise InvalidTransition("run", run.status, target)
     return run
 
 
@@ -43,8 +44,9 @@ def resume(run_id: Any, user=None) -> Run:
     """PAUSED → RUNNING; every READY node is queued and sent."""
     with transaction.atomic():
         run = _locked_run(run_id)
-        if not move_run(run, R.PAUSED, R.RUNNING, data={"by": _actor(user)}):
-            raise InvalidTransition("run", run.status, R.RUNNING)
+        sources, target = RUN_CONTROLS["resume"]
+        if not move_run(run, sources, target, data={"by": _actor(user)}):
+            raise InvalidTransition("run", run.status, target)
         outbox = Outbox(run, spec_for_version(run.workflow_version_id))
         for node in NodeRun.objects.filter(run=run, state=N.READY):
             outbox.enqueue(node, N.READY)
@@ -61,14 +63,9 @@ def cancel(run_id: Any, user=None) -> Run:
     """
     with transaction.atomic():
         run = _locked_run(run_id)
-        if not move_run(
-            run,
-            (R.PENDING, R.RUNNING, R.PAUSED),
-            R.CANCELLED,
-            finished_at=now(),
-            data={"by": _actor(user)},
-        ):
-            raise InvalidTransition("run", run.status, R.CANCELLED)
+        sources, target = RUN_CONTROLS["cancel"]
+        if not move_run(run, sources, target, finished_at=now(), data={"by": _actor(user)}):
+            raise InvalidTransition("run", run.status, target)
         admit_after_commit(run)  # a slot may have freed
         revoke = []
         for node in NodeRun.objects.filter(run=run, state__in=NODE_UNFINISHED):
@@ -97,16 +94,17 @@ def retry(run_id: Any, user=None) -> Run:
     with transaction.atomic():
         run = _locked_run(run_id)
         spec = spec_for_version(run.workflow_version_id)
+        sources, target = RUN_CONTROLS["retry"]
         if not move_run(
             run,
-            (R.FAILED, R.CANCELLED),
-            R.RUNNING,
+            sources,
+            target,
             finished_at=None,
             error="",
             result=None,
             data={"by": _actor(user)},
         ):
-            raise InvalidTransition("run", run.status, R.RUNNING)
+            raise InvalidTransition("run", run.status, target)
         nodes = {node.node_id: node for node in NodeRun.objects.filter(run=run)}
         reset: set[str] = set()
         frontier = [

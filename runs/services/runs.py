@@ -9,12 +9,16 @@ from django.db import transaction
 from django.db.models import QuerySet
 from jsonschema import Draft202012Validator
 
+from ..engine import admission
 from ..engine.definitions import spec_for_version
 from ..engine.scheduler import create_run, settle_waiting, start_run
+from ..engine.scope import scope_for
+from ..engine.secrets import MaskedSecrets
 from ..models import NodeRun, Run, Session, Workflow, WorkflowVersion
 from ..rules.limits import check_depth, check_event_data
-from ..rules.spec import SpecError, apply_overrides
-from ..rules.states import InvalidTransition, NodeState
+from ..rules.spec import NodeSpec, SpecError, WorkflowSpec, apply_overrides
+from ..rules.states import InvalidTransition, NodeState, RunState
+from ..rules.templating import render_value
 from ..store.dbretry import retry_on_deadlock
 from ..store.writes import batched_events
 
@@ -170,3 +174,60 @@ def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
         node.refresh_from_db(fields=["state"])
         raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
     return node
+
+
+def waiting_note(run: Run) -> str | None:
+    """A sentence for a run that waits for a slot, else None."""
+    if run.status != RunState.PENDING or getattr(run, "waiting_since", None) is None:
+        return None
+    limit: Any = admission.limit_of(run)
+    return (
+        f"waiting for a slot: workflow {run.workflow_version.workflow.name!r} allows "
+        f"{limit} concurrent run{'s' if limit != 1 else ''} (max_concurrent_runs)"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The seed-004 routes: submit a PENDING execution, trigger it later
+
+
+def submit_pending_run(version: WorkflowVersion, user) -> Run:
+    """A PENDING run of ``version`` that waits for :func:`trigger_run`."""
+    return create_run(version, user)
+
+
+def trigger_run(run: Run, overrides: Any) -> Run:
+    """Start a PENDING run, ``overrides`` replacing node configs by node id (checked against
+    the spec first). ``InvalidTransition`` when the run is not PENDING any more."""
+    overrides = overrides if overrides not in (None, "") else {}
+    if not isinstance(overrides, dict):
+        raise SpecError([{"path": "$", "message": "the body must be an object of node ids"}])
+    if overrides:
+        apply_overrides(run.workflow_version.spec, overrides)
+    if run.status != RunState.PENDING:
+        raise InvalidTransition("run", run.status, RunState.RUNNING)
+    if not start_run(run, overrides=overrides, params=overrides):
+        run.refresh_from_db(fields=["status"])
+        raise InvalidTransition("run", run.status, RunState.RUNNING)
+    return run
+
+
+# --------------------------------------------------------------------------------------
+# Reading a node as its handler sees it
+
+
+def rendered_config(run: Run, spec: WorkflowSpec, node_spec: NodeSpec, node: NodeRun):
+    """``(config, note)``: the node's config rendered as its handler received it (secrets as
+    placeholders), or None and a sentence saying when it will be rendered."""
+    config = dict(node_spec.config)
+    config.update((run.overrides or {}).get(node.node_id) or {})
+    if node_spec.map:
+        return None, "rendered once per item of the map"
+    unstarted = (NodeState.PENDING, NodeState.READY, NodeState.SKIPPED, NodeState.UPSTREAM_FAILED)
+    if node.state in unstarted or node.attempt == 0:
+        return None, "rendered when the node starts"
+    try:
+        scope, _ = scope_for(run, spec, node_spec)
+        return render_value(config, {**scope, "secrets": MaskedSecrets()}), ""
+    except Exception as exc:  # noqa: BLE001 - shown in the panel, as the node would see it
+        return None, f"cannot render now: {exc}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.db.models import Count, Q
+
 from ..engine.workers import liveness, served_queues
-from ..models import Worker
+from ..models import NodeRun, Worker
 from ..rules.states import NodeState
 
 N = NodeState
@@ -38,3 +41,29 @@ def worker_view(worker: Worker, running: dict[str, int]) -> dict[str, Any]:
         "liveness": liveness(worker),
         "nodes_running": running.get(worker.hostname, 0),
     }
+
+
+def queue_usage() -> list[dict[str, Any]]:
+    """Each limited queue: its limit, and how many of its nodes run and wait now."""
+    limits = settings.TRELLIS_QUEUE_LIMITS
+    if not limits:
+        return []
+    counts = {
+        row["queue"]: row
+        for row in NodeRun.objects.filter(queue__in=list(limits))
+        .values("queue")
+        .annotate(
+            running=Count("id", filter=Q(state=N.RUNNING)),
+            queued=Count("id", filter=Q(state=N.QUEUED)),
+        )
+        .order_by()
+    }
+    return [
+        {
+            "queue": queue,
+            "limit": limit,
+            "running": counts.get(queue, {}).get("running", 0),
+            "queued": counts.get(queue, {}).get("queued", 0),
+        }
+        for queue, limit in sorted(limits.items())
+    ]
