@@ -28,7 +28,7 @@ from handlers.registry import (
 
 from . import heartbeat  # noqa: F401 - connects the worker's heartbeat to Celery's signals
 from .engine import queue_limits
-from .engine.definitions import spec_for_version
+from .engine.definitions import load_run, spec_for_version
 from .engine.reconciler import reconcile
 from .engine.retention import purge_runs
 from .engine.scheduler import claim_node, expire_waiting, finish_node, park_waiting, requeue_retry
@@ -100,11 +100,7 @@ class _Execution:
         if "run" in node._state.fields_cache:
             self.run = node.run  # loaded with the claim
         else:
-            self.run = (
-                Run.objects.select_related("workflow_version")
-                .defer("workflow_version__spec")
-                .get(pk=node.run_id)
-            )
+            self.run = load_run(node.run_id)
         self.spec = spec_for_version(self.run.workflow_version_id)
         self.node_spec = self.spec.nodes[node.node_id]
         self._cancel_checked_at = 0.0

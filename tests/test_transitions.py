@@ -119,3 +119,22 @@ def test_legal_controls_follow_the_status(status, controls):
     from runs.rules.states import legal_controls
 
     assert legal_controls(status) == controls
+
+
+@pytest.mark.parametrize(
+    "succeeded,retryable,attempt,max_attempts,outcome",
+    [
+        (True, False, 1, 1, N.COMPLETED),
+        (True, True, 3, 3, N.COMPLETED),
+        (False, True, 1, 3, N.RETRYING),
+        (False, True, 3, 3, N.FAILED),
+        (False, False, 1, 3, N.FAILED),
+    ],
+)
+def test_attempt_outcome(succeeded, retryable, attempt, max_attempts, outcome):
+    from runs.rules.decisions import attempt_outcome
+
+    assert (
+        attempt_outcome(succeeded, retryable=retryable, attempt=attempt, max_attempts=max_attempts)
+        == outcome
+    )

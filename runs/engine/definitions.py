@@ -64,3 +64,13 @@ def run_for_worker(run_id, status: str) -> Run:
     run.params = copy.deepcopy(run.params)
     run.overrides = copy.deepcopy(run.overrides)
     return run
+
+
+def load_run(run_id) -> Run:
+    """A run with its version (without the spec document, which spec_for_version caches):
+    how the scheduler, the reconciler and the workers load the run of a node."""
+    return (
+        Run.objects.select_related("workflow_version")
+        .defer("workflow_version__spec")
+        .get(pk=run_id)
+    )

@@ -22,10 +22,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 
-from ..models import NodeRun, Run, Worker
+from ..models import NodeRun, Worker
 from ..rules.states import NodeState, RunState
 from ..store.writes import move_node, now
-from .definitions import spec_for_version
+from .definitions import load_run, spec_for_version
 from .dispatch import new_token, queue_depths, send_nodes
 from .scheduler import Outbox, admit_all, expire_waiting, finish_node, requeue_retry
 from .workers import liveness
@@ -53,11 +53,7 @@ def _lost(node: NodeRun, workers: dict[str, Worker], at) -> bool:
 
 def requeue_lost(node: NodeRun, reason: str | None = None) -> bool:
     """A RUNNING node whose execution was lost: queue it again, counting the attempt."""
-    run = (
-        Run.objects.select_related("workflow_version")
-        .defer("workflow_version__spec")
-        .get(pk=node.run_id)
-    )
+    run = load_run(node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     message = reason or f"worker {node.worker or '?'} was lost while the node ran"
     if node.attempt >= node.max_attempts + settings.TRELLIS_LOST_ATTEMPTS:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 
 from ..models import NodeRun, Run, Session, WorkflowVersion
 from ..rules import templating
-from ..rules.decisions import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
+from ..rules.decisions import RUN, SKIP, UPSTREAM_FAILED, attempt_outcome, backoff_delay, decide
 from ..rules.spec import NodeSpec, WorkflowSpec
 from ..rules.states import NODE_UNFINISHED, NodeState, RunState
 from ..store import dbretry
@@ -41,7 +41,7 @@ from ..store.writes import (
     wait_for_slot,
 )
 from . import admission, dispatch
-from .definitions import run_for_worker, spec_for_version
+from .definitions import load_run, run_for_worker, spec_for_version
 from .dispatch import new_token, send_nodes
 from .scope import run_result, scope_for
 
@@ -304,11 +304,7 @@ def finish_node(
     PostgreSQL aborts as a deadlock victim is run again from the node as stored.
     """
     if run is None:
-        run = (
-            Run.objects.select_related("workflow_version")
-            .defer("workflow_version__spec")
-            .get(pk=node.run_id)
-        )
+        run = load_run(node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     node_spec = spec.nodes[node.node_id]
     finished_at = now()
@@ -322,56 +318,37 @@ def finish_node(
             **({"error": error.get("message")} if error else {}),
         }
     ]
+    outcome = attempt_outcome(
+        target == N.COMPLETED,
+        retryable=retryable,
+        attempt=node.attempt,
+        max_attempts=node.max_attempts,
+    )
+    fields: dict[str, Any] = {"error": error, "attempts": history}
+    reason = {"error": error["message"] if error else ""}
+    data: dict[str, Any] | None = reason
+    if outcome == N.COMPLETED:
+        fields.update(output=output, error=None, finished_at=finished_at)
+        data = None
+    elif outcome == N.RETRYING:
+        delay = backoff_delay(node_spec.backoff, node.attempt, cap=settings.TRELLIS_MAX_BACKOFF)
+        retry_token = new_token()
+        fields.update(due_at=finished_at + timedelta(seconds=delay), dispatch_token=retry_token)
+        data = {**reason, "retry_in": round(delay, 3)}
+    else:
+        fields.update(finished_at=finished_at)
     with transaction.atomic(), batched_events():
-        outbox = Outbox(run, spec)
-        if target == N.COMPLETED:
-            if not move_node(
-                node,
-                N.RUNNING,
-                N.COMPLETED,
-                token=token,
-                output=output,
-                error=None,
-                attempts=history,
-                finished_at=finished_at,
-            ):
-                return None
-            outbox.finished.append((node.node_id, N.COMPLETED))
-        elif retryable and node.attempt < node.max_attempts:
-            delay = backoff_delay(node_spec.backoff, node.attempt, cap=settings.TRELLIS_MAX_BACKOFF)
-            retry_token = new_token()
-            due = finished_at + timedelta(seconds=delay)
-            if not move_node(
-                node,
-                N.RUNNING,
-                N.RETRYING,
-                token=token,
-                error=error,
-                attempts=history,
-                due_at=due,
-                dispatch_token=retry_token,
-                data={"error": error["message"] if error else "", "retry_in": round(delay, 3)},
-            ):
-                return None
+        if not move_node(node, N.RUNNING, outcome, token=token, data=data, **fields):
+            return None
+        if outcome == N.RETRYING:
             transaction.on_commit(lambda: dispatch.send_retry(node.pk, retry_token, delay))
-            return N.RETRYING
-        else:
-            if not move_node(
-                node,
-                N.RUNNING,
-                N.FAILED,
-                token=token,
-                error=error,
-                attempts=history,
-                finished_at=finished_at,
-                data={"error": error["message"] if error else ""},
-            ):
-                return None
-            outbox.finished.append((node.node_id, N.FAILED))
+            return outcome
+        outbox = Outbox(run, spec)
+        outbox.finished.append((node.node_id, outcome))
         outbox.drain()
         outbox.finish_run_if_done()
         outbox.send_on_commit()
-    return target
+    return outcome
 
 
 def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
@@ -478,11 +455,7 @@ def settle_waiting(
     """End a WAITING node (event delivered, child run ended, wait timed out) and carry on
     with its run: children decided, run finished if nothing is left. False if it was not
     WAITING any more (someone else settled it first)."""
-    run = (
-        Run.objects.select_related("workflow_version")
-        .defer("workflow_version__spec")
-        .get(pk=node.run_id)
-    )
+    run = load_run(node.run_id)
     spec = spec_for_version(run.workflow_version_id)
     with transaction.atomic():
         if not move_node(

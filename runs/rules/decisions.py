@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from .states import NodeState
+
 RUN, SKIP, UPSTREAM_FAILED = "run", "skip", "upstream_failed"
 
 
@@ -29,3 +31,13 @@ def backoff_delay(backoff: float, attempt: int, *, cap: float, jitter: float = 0
     """``backoff · 2^(attempt-1)`` seconds, capped, with ±``jitter`` proportional noise."""
     base = min(cap, backoff * (2 ** max(0, attempt - 1)))
     return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
+
+
+def attempt_outcome(succeeded: bool, *, retryable: bool, attempt: int, max_attempts: int) -> str:
+    """What a finished attempt makes of its node: COMPLETED, RETRYING while the failure is
+    retryable and attempts are left, else FAILED."""
+    if succeeded:
+        return NodeState.COMPLETED
+    if retryable and attempt < max_attempts:
+        return NodeState.RETRYING
+    return NodeState.FAILED
