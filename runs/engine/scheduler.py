@@ -133,9 +133,7 @@ def start_run(
                 outbox.make_ready(node, failed_parents=0, skipped_parents=0)
         # The others go PENDING -> QUEUED in one UPDATE ... RETURNING (no SELECT first).
         outbox.enqueue_roots([node_id for node_id in roots if not spec.nodes[node_id].when])
-        outbox.drain()
-        outbox.finish_run_if_done()
-        outbox.send_on_commit()
+        outbox.flush()
     return True
 
 
@@ -230,6 +228,13 @@ class Outbox:
         token = new_token()
         for node in queue_pending(self.run.pk, node_ids, dispatch_token=token, queued_at=now()):
             self.to_send.append((node.pk, token, self.spec.nodes[node.node_id]))
+
+    def flush(self) -> None:
+        """End of the transaction's decisions: propagate what finished, end the run if
+        nothing is left, and send the queued nodes after commit."""
+        self.drain()
+        self.finish_run_if_done()
+        self.send_on_commit()
 
     def finish_run_if_done(self) -> None:
         if self.touched_sink:
@@ -345,9 +350,7 @@ def finish_node(
             return outcome
         outbox = Outbox(run, spec)
         outbox.finished.append((node.node_id, outcome))
-        outbox.drain()
-        outbox.finish_run_if_done()
-        outbox.send_on_commit()
+        outbox.flush()
     return outcome
 
 
@@ -471,9 +474,7 @@ def settle_waiting(
             return False
         outbox = Outbox(run, spec)
         outbox.finished.append((node.node_id, target))
-        outbox.drain()
-        outbox.finish_run_if_done()
-        outbox.send_on_commit()
+        outbox.flush()
     return True
 
 

@@ -28,25 +28,28 @@ def _locked_run(run_id: Any) -> Run:
     return Run.objects.select_for_update().select_related("workflow_version").get(pk=run_id)
 
 
+def _control(run_id: Any, name: str, user, **fields: Any) -> Run:
+    """Lock the run and apply the control ``name`` (RUN_CONTROLS) inside the caller's
+    transaction; InvalidTransition when its status does not accept it."""
+    run = _locked_run(run_id)
+    sources, target = RUN_CONTROLS[name]
+    if not move_run(run, sources, target, data={"by": _actor(user)}, **fields):
+        raise InvalidTransition("run", run.status, target)
+    return run
+
+
 @retry_on_deadlock
 def pause(run_id: Any, user=None) -> Run:
     """RUNNING → PAUSED. Nodes already running finish; newly ready ones wait in READY."""
     with transaction.atomic():
-        run = _locked_run(run_id)
-        sources, target = RUN_CONTROLS["pause"]
-        if not move_run(run, sources, target, data={"by": _actor(user)}):
-            raise InvalidTransition("run", run.status, target)
-    return run
+        return _control(run_id, "pause", user)
 
 
 @retry_on_deadlock
 def resume(run_id: Any, user=None) -> Run:
     """PAUSED → RUNNING; every READY node is queued and sent."""
     with transaction.atomic():
-        run = _locked_run(run_id)
-        sources, target = RUN_CONTROLS["resume"]
-        if not move_run(run, sources, target, data={"by": _actor(user)}):
-            raise InvalidTransition("run", run.status, target)
+        run = _control(run_id, "resume", user)
         outbox = Outbox(run, spec_for_version(run.workflow_version_id))
         for node in NodeRun.objects.filter(run=run, state=N.READY):
             outbox.enqueue(node, N.READY)
@@ -62,10 +65,7 @@ def cancel(run_id: Any, user=None) -> Run:
     since its node is no longer RUNNING.
     """
     with transaction.atomic():
-        run = _locked_run(run_id)
-        sources, target = RUN_CONTROLS["cancel"]
-        if not move_run(run, sources, target, finished_at=now(), data={"by": _actor(user)}):
-            raise InvalidTransition("run", run.status, target)
+        run = _control(run_id, "cancel", user, finished_at=now())
         admit_after_commit(run)  # a slot may have freed
         revoke = []
         for node in NodeRun.objects.filter(run=run, state__in=NODE_UNFINISHED):
@@ -92,19 +92,8 @@ def retry(run_id: Any, user=None) -> Run:
     descendants go back to PENDING with recomputed counters; completed outputs are reused and
     attempt history is kept (each retried node gets a fresh retry budget)."""
     with transaction.atomic():
-        run = _locked_run(run_id)
+        run = _control(run_id, "retry", user, finished_at=None, error="", result=None)
         spec = spec_for_version(run.workflow_version_id)
-        sources, target = RUN_CONTROLS["retry"]
-        if not move_run(
-            run,
-            sources,
-            target,
-            finished_at=None,
-            error="",
-            result=None,
-            data={"by": _actor(user)},
-        ):
-            raise InvalidTransition("run", run.status, target)
         nodes = {node.node_id: node for node in NodeRun.objects.filter(run=run)}
         reset: set[str] = set()
         frontier = [
@@ -148,7 +137,5 @@ def retry(run_id: Any, user=None) -> Run:
                 ready.append((node, skipped))
         for node, skipped in ready:
             outbox.make_ready(node, failed_parents=0, skipped_parents=skipped)
-        outbox.drain()
-        outbox.finish_run_if_done()
-        outbox.send_on_commit()
+        outbox.flush()
     return run
