@@ -138,3 +138,33 @@ def test_attempt_outcome(succeeded, retryable, attempt, max_attempts, outcome):
         attempt_outcome(succeeded, retryable=retryable, attempt=attempt, max_attempts=max_attempts)
         == outcome
     )
+
+
+@pytest.mark.parametrize(
+    "active,limit,allowed", [(0, None, True), (5, 0, True), (1, 2, True), (2, 2, False)]
+)
+def test_admission_and_queue_limits_allow_below_the_limit(active, limit, allowed):
+    from runs.rules.decisions import may_start, queue_has_room
+
+    assert may_start(active, limit) is allowed
+    assert queue_has_room(active, limit) is allowed
+
+
+def test_a_paused_run_holds_ready_nodes():
+    from runs.rules.decisions import ready_state
+
+    assert ready_state(R.PAUSED) == N.READY
+    assert ready_state(R.RUNNING) == N.QUEUED
+
+
+def test_waiting_reasons_name_the_limit_and_the_queue():
+    from runs.rules.decisions import slot_wait_reason, unserved_queue_reason
+
+    assert slot_wait_reason("nightly", 1) == (
+        "waiting for a slot: workflow 'nightly' allows 1 concurrent run (max_concurrent_runs)"
+    )
+    assert "2 concurrent runs" in slot_wait_reason("nightly", 2)
+    assert unserved_queue_reason("gpu") == (
+        "waits in queue 'gpu', which no live worker serves "
+        "(start one with: celery -A orchestration worker -Q gpu)"
+    )

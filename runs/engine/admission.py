@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from ..models import Run, Workflow
+from ..rules.decisions import may_start
 from ..rules.states import RunState
 from .definitions import spec_for_version
 
@@ -33,7 +34,7 @@ def has_slot(run: Run, limit: int) -> bool:
     """Inside a transaction: lock the workflow and tell whether ``run`` may start now."""
     workflow_id = run.workflow_version.workflow_id
     Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").get()
-    return active_runs(workflow_id) < limit
+    return may_start(active_runs(workflow_id), limit)
 
 
 def waiting_runs(workflow_id: int):

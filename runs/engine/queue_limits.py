@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from ..models import NodeRun, QueueSlot
+from ..rules.decisions import queue_has_room
 from ..rules.states import NodeState
 from .scheduler import claim_node
 
@@ -49,7 +50,8 @@ def claim_within_limit(queue: str, limit: int, node_pk: int, token: str, worker:
     _slot(queue)
     with transaction.atomic():
         QueueSlot.objects.select_for_update().filter(name=queue).values_list("name").get()
-        if NodeRun.objects.filter(queue=queue, state=N.RUNNING).count() >= limit:
+        running = NodeRun.objects.filter(queue=queue, state=N.RUNNING).count()
+        if not queue_has_room(running, limit):
             if NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).exists():
                 return FULL
             return None

@@ -25,7 +25,15 @@ from django.db import connection, transaction
 
 from ..models import NodeRun, Run, Session, WorkflowVersion
 from ..rules import templating
-from ..rules.decisions import RUN, SKIP, UPSTREAM_FAILED, attempt_outcome, backoff_delay, decide
+from ..rules.decisions import (
+    RUN,
+    SKIP,
+    UPSTREAM_FAILED,
+    attempt_outcome,
+    backoff_delay,
+    decide,
+    ready_state,
+)
 from ..rules.spec import NodeSpec, WorkflowSpec
 from ..rules.states import NODE_UNFINISHED, NodeState, RunState
 from ..store import dbretry
@@ -172,7 +180,7 @@ class Outbox:
 
     def enqueue(self, node: NodeRun, expected: str | Iterable[str]) -> None:
         """QUEUED with a fresh dispatch token (READY instead while the run is paused)."""
-        if self.run.status == R.PAUSED:
+        if ready_state(self.run.status) == N.READY:
             move_node(node, expected, N.READY)
             return
         token = new_token()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from .states import NodeState
+from .states import NodeState, RunState
 
 RUN, SKIP, UPSTREAM_FAILED = "run", "skip", "upstream_failed"
 
@@ -41,3 +41,41 @@ def attempt_outcome(succeeded: bool, *, retryable: bool, attempt: int, max_attem
     if retryable and attempt < max_attempts:
         return NodeState.RETRYING
     return NodeState.FAILED
+
+
+# --------------------------------------------------------------------------------------
+# Policies consulted at a transition, and the sentences that say why something waits
+
+
+def may_start(active_runs: int, limit: int | None) -> bool:
+    """``max_concurrent_runs``: may one more run of the workflow start (RUNNING or PAUSED
+    runs hold a slot)?"""
+    return not limit or active_runs < limit
+
+
+def queue_has_room(running: int, limit: int | None) -> bool:
+    """``TRELLIS_QUEUE_LIMITS``: may one more node of the queue start?"""
+    return not limit or running < limit
+
+
+def ready_state(run_status: str) -> str:
+    """Where a node goes once it may run: QUEUED, or READY while its run is paused (resume
+    queues it)."""
+    return NodeState.READY if run_status == RunState.PAUSED else NodeState.QUEUED
+
+
+def slot_wait_reason(workflow: str, limit: int) -> str:
+    """Why a triggered run is still PENDING."""
+    plural = "s" if limit != 1 else ""
+    return (
+        f"waiting for a slot: workflow {workflow!r} allows {limit} concurrent run{plural}"
+        " (max_concurrent_runs)"
+    )
+
+
+def unserved_queue_reason(queue: str) -> str:
+    """Why a QUEUED or READY node waits although nothing is wrong with it."""
+    return (
+        f"waits in queue {queue!r}, which no live worker serves "
+        f"(start one with: celery -A orchestration worker -Q {queue})"
+    )

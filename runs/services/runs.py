@@ -15,6 +15,7 @@ from ..engine.scheduler import create_run, settle_waiting, start_run
 from ..engine.scope import scope_for
 from ..engine.secrets import MaskedSecrets
 from ..models import NodeRun, Run, Session, Workflow, WorkflowVersion
+from ..rules.decisions import slot_wait_reason
 from ..rules.limits import check_depth, check_event_data
 from ..rules.spec import NodeSpec, SpecError, WorkflowSpec, apply_overrides
 from ..rules.states import InvalidTransition, NodeState, RunState
@@ -180,11 +181,7 @@ def waiting_note(run: Run) -> str | None:
     """A sentence for a run that waits for a slot, else None."""
     if run.status != RunState.PENDING or getattr(run, "waiting_since", None) is None:
         return None
-    limit: Any = admission.limit_of(run)
-    return (
-        f"waiting for a slot: workflow {run.workflow_version.workflow.name!r} allows "
-        f"{limit} concurrent run{'s' if limit != 1 else ''} (max_concurrent_runs)"
-    )
+    return slot_wait_reason(run.workflow_version.workflow.name, admission.limit_of(run))
 
 
 # --------------------------------------------------------------------------------------

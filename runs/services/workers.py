@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 
 from ..engine.workers import liveness, served_queues
 from ..models import NodeRun, Worker
+from ..rules.decisions import unserved_queue_reason
 from ..rules.states import NodeState
 
 N = NodeState
@@ -22,8 +23,7 @@ def queue_warnings(nodes, served: set[str] | None = None) -> dict[str, str]:
         return {}
     served = served_queues() if served is None else served
     return {
-        node.node_id: f"waits in queue {node.queue!r}, which no live worker serves "
-        f"(start one with: celery -A orchestration worker -Q {node.queue})"
+        node.node_id: unserved_queue_reason(node.queue)
         for node in waiting
         if node.queue not in served
     }
