@@ -35,3 +35,14 @@ def test_bench_runs_every_workload_and_prints_ratios(tmp_path):
 def test_bench_refuses_unknown_workloads():
     with pytest.raises(CommandError, match="unknown workload"):
         call_command("bench", only="w9", stdout=StringIO())
+
+
+def test_production_workers_register_no_benchmark_task(worker):
+    """Only the bench's own workers load its raw task (--include runs.ops.bench_tasks)."""
+    from celery import current_app
+
+    replies = current_app.control.inspect(timeout=5).registered() or {}
+    ours = [tasks for name, tasks in replies.items() if name.startswith(f"{worker.name}@")]
+    assert ours, replies
+    assert "trellis.execute_node" in ours[0]
+    assert not [task for task in ours[0] if task.startswith("trellis.bench")]
