@@ -31,9 +31,8 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .engine.definitions import spec_for_version
-from .engine.workers import running_per_worker
 from .middleware import too_large_response
-from .models import NodeRun, Run, RunEvent, Session, Worker, WorkflowVersion
+from .models import NodeRun, Run, RunEvent, Session, WorkflowVersion
 from .parsers import LimitedJSONParser
 from .rules.limits import PayloadTooLarge, json_size
 from .rules.spec import SpecError, load_spec_text, parse_spec, validate_spec
@@ -48,10 +47,10 @@ from .services.runs import (
     visible_runs,
     visible_sessions,
     visible_workflows,
-    waiting_note,
 )
 from .services.sessions import update_session
-from .services.workers import queue_usage, queue_warnings, worker_view
+from .services.shapes import event_payload, iso, run_view, session_view, worker_views
+from .services.workers import queue_usage
 from .services.workflows import save_workflow
 from .web import error_body
 
@@ -128,63 +127,15 @@ class YamlTextParser(SpecParser):
 SPEC_PARSERS = [LimitedJSONParser, SpecParser, YamlTextParser]
 
 # --------------------------------------------------------------------------------------
-# Shapes
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
-
-
-def node_view(node: NodeRun, warning: str | None = None) -> dict[str, Any]:
-    return {
-        "id": node.node_id,
-        "handler": node.handler,
-        "state": node.state,
-        "attempt": node.attempt,
-        "max_attempts": node.max_attempts,
-        "queue": node.queue,
-        "output": node.output,
-        "error": node.error,
-        "attempts": node.attempts,
-        "worker": node.worker,
-        "queued_at": _iso(node.queued_at),
-        "started_at": _iso(node.started_at),
-        "finished_at": _iso(node.finished_at),
-        "warning": warning,
-    }
-
-
-def run_view(run: Run, *, nodes: bool = False) -> dict[str, Any]:
-    data = {
-        "id": str(run.pk),
-        "workflow": run.workflow_version.workflow.name,
-        "version": run.workflow_version.version,
-        "status": run.status,
-        "owner": run.owner.get_username() if run.owner_id else None,
-        "inputs": run.inputs,
-        "params": run.params,
-        "session": str(run.session_id) if run.session_id else None,
-        "parent_node": run.parent_node_id,
-        "error": run.error,
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "waiting": waiting_note(run),
-    }
-    if nodes:
-        rows = list(run.nodes.order_by("id"))
-        warnings = queue_warnings(rows)
-        data["nodes"] = [node_view(node, warnings.get(node.node_id)) for node in rows]
-        data["warnings"] = [f"node {node_id} {text}" for node_id, text in warnings.items()]
-        data["result"] = run.result
-    return data
+# Workflow and version shapes (runs, nodes, events, sessions and workers have theirs in
+# runs.services.shapes, shared with the streams and the dashboard)
 
 
 def version_view(version: WorkflowVersion, *, spec: bool = True) -> dict[str, Any]:
     data = {
         "workflow": version.workflow.name,
         "version": version.version,
-        "created_at": _iso(version.created_at),
+        "created_at": iso(version.created_at),
         "created_by": version.created_by.get_username() if version.created_by_id else None,
     }
     if spec:
@@ -198,8 +149,8 @@ def workflow_view(workflow) -> dict[str, Any]:
         "description": workflow.description,
         "latest_version": workflow.latest_version,
         "owner": workflow.owner.get_username(),
-        "created_at": _iso(workflow.created_at),
-        "updated_at": _iso(workflow.updated_at),
+        "created_at": iso(workflow.created_at),
+        "updated_at": iso(workflow.updated_at),
     }
 
 
@@ -459,16 +410,6 @@ class EventSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=dict)
 
 
-def event_view(event: RunEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "ts": _iso(event.ts),
-        "kind": event.kind,
-        "node": event.node_id,
-        "data": event.data,
-    }
-
-
 class RunEventsView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
@@ -483,7 +424,7 @@ class RunEventsView(APIView):
         except ValueError:
             return Response(error_body("after and limit must be integers"), status=400)
         events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
-        return Response({"results": [event_view(e) for e in events]})
+        return Response({"results": [event_payload(e) for e in events]})
 
     @extend_schema(request=EventSerializer, responses={201: AnyObject, 409: AnyObject})
     def post(self, request: Request, run_id) -> Response:
@@ -520,18 +461,6 @@ class RunControlView(APIView):
 
 # --------------------------------------------------------------------------------------
 # Sessions and workers
-
-
-def session_view(session: Session) -> dict[str, Any]:
-    return {
-        "id": str(session.pk),
-        "name": session.name,
-        "state": session.state,
-        "revision": session.revision,
-        "owner": session.owner.get_username(),
-        "created_at": _iso(session.created_at),
-        "updated_at": _iso(session.updated_at),
-    }
 
 
 class SessionSerializer(serializers.Serializer):
@@ -591,13 +520,7 @@ class SessionDetailView(APIView):
 class WorkerListView(APIView):
     @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
     def get(self, request: Request) -> Response:
-        running = running_per_worker()
-        return Response(
-            {
-                "results": [worker_view(w, running) for w in Worker.objects.all()],
-                "queue_limits": queue_usage(),
-            }
-        )
+        return Response({"results": worker_views(), "queue_limits": queue_usage()})
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``/ws/runs/<id>/?after=<event id>``: the run's events after ``after`` (the backlog, in id
 order, in batches), then its live events. Every message is JSON:
 
-- ``{"type": "events", "events": [payload, …]}``: payloads as ``runs.events.event_payload``;
+- ``{"type": "events", "events": [event, …]}``: each event as ``event_payload`` (the one
+  event shape, ``runs.services.shapes``), the same as the API's and the SSE stream's;
 - ``{"type": "synced", "last": <id>, "status": <run status>}`` once the backlog is sent.
 
 The socket stays open after the run finishes (a run may be retried); clients know it finished
@@ -11,7 +12,8 @@ from ``run.status`` / ``run.result`` events. A client that reconnects passes the
 saw as ``after`` and gets exactly what it missed.
 
 ``/ws/runs/?after=<event id>``: ``run.status`` events of the runs the user may see, each
-message ``{"type": "events", "events": […], "runs": {run id: summary}}``.
+message ``{"type": "events", "events": […], "runs": {run id: row}}``, each row the run as it
+is now, ``run_view(run, row=True)`` (the API's run without inputs, params and waiting).
 
 Refusals close the accepted socket with a policy code, as the API's status codes: 4400 bad
 ``after``, 4401 not authenticated, 4404 no such run (or not the user's).
@@ -31,7 +33,8 @@ from django.urls import path
 
 from .models import Run, RunEvent
 from .services.runs import visible_runs
-from .store.publish import RUN_LIST_GROUP, event_payload, run_group
+from .services.shapes import event_payload, run_view
+from .store.publish import RUN_LIST_GROUP, run_group
 from .streams import BATCH_SIZE, EventCursor, new_events, visible_run
 
 logger = logging.getLogger(__name__)
@@ -158,22 +161,10 @@ class RunEventsConsumer(StreamConsumer):
 
 
 def _run_summaries(user, run_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The run-list row data of the runs among ``run_ids`` that ``user`` may see."""
+    """The run-list rows (``run_view(run, row=True)``) of the runs among ``run_ids`` that
+    ``user`` may see."""
     rows = visible_runs(user).filter(pk__in=run_ids).select_related("owner")
-    return {
-        str(run.pk): {
-            "id": str(run.pk),
-            "workflow": run.workflow_version.workflow.name,
-            "version": run.workflow_version.version,
-            "status": run.status,
-            "owner": run.owner.get_username(),
-            "session": str(run.session_id) if run.session_id else None,
-            "created_at": run.created_at.isoformat() if run.created_at else None,
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        }
-        for run in rows
-    }
+    return {str(run.pk): run_view(run, row=True) for run in rows}
 
 
 def _run_list_backlog(user, after: int) -> list[dict[str, Any]]:

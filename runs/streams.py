@@ -1,6 +1,6 @@
 """Live event streams: what the WebSocket consumers and the SSE view share, and the SSE view.
 
-The event table is the source of truth; channel-layer messages (``runs.events.publish``, sent
+The event table is the source of truth; channel-layer messages (``runs.store.publish``, sent
 after commit) only say "there is something new". Both transports therefore follow one recipe:
 
 1. subscribe to the run's group *before* reading the backlog, so that a transaction that
@@ -34,7 +34,8 @@ from django.views.decorators.http import require_GET
 from .models import Run, RunEvent
 from .rules.states import RUN_FINISHED
 from .services.runs import visible_runs
-from .store.publish import event_payload, run_group
+from .services.shapes import event_payload
+from .store.publish import run_group
 from .web import json_error, request_token, user_for_token
 
 logger = logging.getLogger(__name__)

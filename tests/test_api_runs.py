@@ -63,6 +63,7 @@ def test_start_run_and_read_result(worker, api, greet):
     events = api.get(f"/api/v1/runs/{body['id']}/events/").json()["results"]
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "run.status" and kinds[-1] == "run.result"
+    assert {e["run"] for e in events} == {body["id"]}  # the streams' event shape
     later = api.get(f"/api/v1/runs/{body['id']}/events/?after={events[2]['id']}").json()["results"]
     assert [e["id"] for e in later] == [e["id"] for e in events[3:]]
 

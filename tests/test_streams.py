@@ -313,6 +313,20 @@ def test_run_list_socket_relays_only_the_users_runs(user, other_user, django_use
         summary = message["runs"][str(mine.pk)]
         assert summary["status"] == "PENDING" and summary["owner"] == "alice"
         assert summary["workflow"].startswith("ws-")
+        # The API's run without its unbounded documents: run_view(run, row=True).
+        assert set(summary) == {
+            "id",
+            "workflow",
+            "version",
+            "status",
+            "owner",
+            "session",
+            "parent_node",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        }
         assert await mine_socket.receive_nothing(timeout=0.3)
         staff_seen = await receive_events(staff_socket, 2)
         assert {e["run"] for e in staff_seen} == {str(theirs.pk), str(mine.pk)}

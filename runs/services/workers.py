@@ -1,4 +1,5 @@
-"""Workers and queues for the API and the dashboard."""
+"""Queues for the API and the dashboard: unserved queues and queue limits in use (a
+worker's shape is ``runs.services.shapes.worker_view``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Q
 
-from ..engine.workers import liveness, served_queues
-from ..models import NodeRun, Worker
+from ..engine.workers import served_queues
+from ..models import NodeRun
 from ..rules.decisions import unserved_queue_reason
 from ..rules.states import NodeState
 
@@ -26,20 +27,6 @@ def queue_warnings(nodes, served: set[str] | None = None) -> dict[str, str]:
         node.node_id: unserved_queue_reason(node.queue)
         for node in waiting
         if node.queue not in served
-    }
-
-
-def worker_view(worker: Worker, running: dict[str, int]) -> dict[str, Any]:
-    """A worker for the API; ``running`` from :func:`running_per_worker`."""
-    return {
-        "hostname": worker.hostname,
-        "pid": worker.pid,
-        "queues": worker.queues,
-        "concurrency": worker.concurrency,
-        "started_at": worker.started_at.isoformat(),
-        "last_seen": worker.last_seen.isoformat(),
-        "liveness": liveness(worker),
-        "nodes_running": running.get(worker.hostname, 0),
     }
 
 

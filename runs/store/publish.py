@@ -27,6 +27,9 @@ def run_group(run_id: Any) -> str:
 
 
 def event_payload(event) -> dict[str, Any]:
+    """The one shape of an event, wherever it goes: the channel layer, the WebSocket and SSE
+    streams, the API's event history and the run page. It lives here, in its lowest user;
+    everything above takes it from ``runs.services.shapes``."""
     return {
         "id": event.id,
         "run": str(event.run_id),
