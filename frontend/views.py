@@ -6,19 +6,23 @@ same services as the API (``runs.control``, ``start_new_run``, ``deliver_event``
 views protected by CSRF. Those views answer JSON to the page's scripts (``Accept:
 application/json``) and redirect with a message otherwise, so the forms work without
 JavaScript too.
+
+Runs, nodes, events, workers and sessions reach the templates and the page scripts in the
+API's shapes (``runs.services.shapes``), whose datetimes are ISO 8601 strings: templates write
+them with the ``trellis`` filters (``isodate`` writes what Django's ``date`` wrote). The run
+page's header and the node panel show relations the shapes do not carry (the session's name,
+the parent run, the parsed error) and keep reading the model objects.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,8 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from runs.engine.admission import active_runs, waiting_runs
 from runs.engine.definitions import spec_for_version
-from runs.engine.workers import liveness, running_per_worker
-from runs.models import NodeRun, Run, RunEvent, Worker, WorkflowVersion
+from runs.models import NodeRun, Run, RunEvent, WorkflowVersion
 from runs.rules.limits import PayloadTooLarge
 from runs.rules.spec import SpecError
 from runs.rules.states import (
@@ -36,7 +39,6 @@ from runs.rules.states import (
     RUN_STATES,
     InvalidTransition,
     NodeState,
-    RunState,
     legal_controls,
 )
 from runs.services import control
@@ -50,10 +52,18 @@ from runs.services.runs import (
     visible_workflows,
     waiting_note,
 )
+from runs.services.shapes import (
+    event_payload,
+    node_view,
+    run_view,
+    session_view,
+    with_run_counts,
+    worker_views,
+)
 from runs.services.workers import queue_usage, queue_warnings
-from runs.store.publish import event_payload
 
 from .dag import layout_for_spec
+from .formatting import duration, pretty_json
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 
 RUN_LIST_LIMIT = 100
@@ -80,24 +90,6 @@ STATE_ORDER = [
     NodeState.SKIPPED,
     NodeState.CANCELLED,
 ]
-
-
-def duration(start: datetime | None, end: datetime | None) -> str:
-    """``0.42 s``, ``12.0 s``, ``3 min 05 s``, ``2 h 01 min``; empty when not started."""
-    if start is None or end is None:
-        return ""
-    seconds = max(0.0, (end - start).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -130,9 +122,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         except ValueError:
             runs = runs.none()  # not a session id: no run has it
         filters["session"] = session
-    rows = list(runs.order_by("-created_at")[:RUN_LIST_LIMIT])
-    for run in rows:
-        run.duration = duration(run.started_at, run.finished_at)
+    rows = [run_view(run, row=True) for run in runs.order_by("-created_at")[:RUN_LIST_LIMIT]]
     counts = dict(
         visible_runs(request.user).values_list("status").annotate(n=Count("id")).order_by()
     )
@@ -214,20 +204,8 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     run.refresh_from_db()
     spec = spec_for_version(run.workflow_version_id)
     nodes = {node.node_id: node for node in run.nodes.all()}
+    warnings = queue_warnings(nodes.values())
     picture = layout_for_spec(spec)
-    progress = _latest_progress(run)
-    node_data = {
-        node_id: {
-            "state": node.state,
-            "attempt": node.attempt,
-            "max_attempts": node.max_attempts,
-            "handler": node.handler,
-            "progress": progress.get(node_id),
-            "started_at": node.started_at.isoformat() if node.started_at else None,
-            "finished_at": node.finished_at.isoformat() if node.finished_at else None,
-        }
-        for node_id, node in nodes.items()
-    }
     picture.nodes = [
         replace(placed, state=nodes[placed.id].state if placed.id in nodes else NodeState.PENDING)
         for placed in picture.nodes
@@ -253,19 +231,22 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
             "result_json": pretty_json(run.result) if run.result is not None else "",
             "finished": run.status in RUN_FINISHED,
             "children": children,
-            "queue_warnings": queue_warnings(nodes.values()),
+            "queue_warnings": warnings,
             "waiting_note": waiting_note(run),
             "state_order": STATE_ORDER,
+            # The run and its nodes in the API's shapes (the row subsets: the page shows the
+            # inputs, and the node panel loads outputs and errors); each node's last progress
+            # beside them, since progress is an event, not a field of the node.
             "page_data": {
-                "run": str(run.pk),
-                "status": run.status,
+                "run": run_view(run, row=True),
                 "after": cursor,
-                "nodes": node_data,
+                "nodes": {
+                    node_id: node_view(node, warnings.get(node_id), full=False)
+                    for node_id, node in nodes.items()
+                },
+                "progress": _latest_progress(run),
                 "actions": {name: sorted(sources) for name, (sources, _) in RUN_CONTROLS.items()},
                 "stateOrder": STATE_ORDER,
-                "createdAt": run.created_at.isoformat(),
-                "startedAt": run.started_at.isoformat() if run.started_at else None,
-                "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
                 "panelUrl": reverse("frontend:node", args=[run.pk, "NODE"]),
             },
         },
@@ -312,11 +293,10 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             custom.append(event)
             if data.get("child_run"):
                 children.append(data["child_run"])
-    attempts = []
-    for attempt in node.attempts or []:
-        start = _parse_time(attempt.get("started_at"))
-        end = _parse_time(attempt.get("finished_at"))
-        attempts.append({**attempt, "duration": duration(start, end)})
+    attempts = [
+        {**attempt, "duration": duration(attempt.get("started_at"), attempt.get("finished_at"))}
+        for attempt in node.attempts or []
+    ]
     return render(
         request,
         "frontend/_node_panel.html",
@@ -343,15 +323,6 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "last_event_id": last_event,
         },
     )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def _answer(
@@ -494,14 +465,13 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
     elif request.method != "GET":
         return HttpResponse(status=405)
     fields = fields_for(schema, posted_values, field_errors)
-    runs = list(
-        visible_runs(request.user)
+    runs = [
+        run_view(run, row=True)
+        for run in visible_runs(request.user)
         .filter(workflow_version__workflow=workflow)
         .select_related("owner")
         .order_by("-created_at")[:WORKFLOW_RUN_LIMIT]
-    )
-    for run in runs:
-        run.duration = duration(run.started_at, run.finished_at)
+    ]
     picture = layout_for_spec(spec)
     return render(
         request,
@@ -566,32 +536,14 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
 # Workers and sessions
 
 
-def worker_rows() -> list[dict[str, Any]]:
-    running = running_per_worker()
-    rows = []
-    for worker in Worker.objects.all():
-        rows.append(
-            {
-                "hostname": worker.hostname,
-                "pid": worker.pid,
-                "queues": worker.queues,
-                "concurrency": worker.concurrency,
-                "started_at": worker.started_at,
-                "last_seen": worker.last_seen,
-                "stopped_at": worker.stopped_at,
-                "liveness": liveness(worker),
-                "nodes_running": running.get(worker.hostname, 0),
-            }
-        )
-    order = {"alive": 0, "stale": 1, "dead": 2}
-    return sorted(rows, key=lambda r: (order[r["liveness"]], r["hostname"]))
+LIVENESS_ORDER = {"alive": 0, "stale": 1, "dead": 2}
 
 
 @login_required
 @require_GET
 def worker_list(request: HttpRequest) -> HttpResponse:
     """Workers with liveness from their heartbeats (the script refreshes the table)."""
-    rows = worker_rows()
+    rows = sorted(worker_views(), key=lambda w: (LIVENESS_ORDER[w["liveness"]], w["hostname"]))
     return render(
         request,
         "frontend/workers.html",
@@ -609,17 +561,6 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
-    sessions = list(
-        visible_sessions(request.user)
-        .select_related("owner")
-        .annotate(
-            run_count=Count("runs"),
-            active_runs=Count(
-                "runs", filter=Q(runs__status__in=[RunState.RUNNING, RunState.PAUSED])
-            ),
-        )
-        .order_by("-updated_at")[:200]
-    )
-    for session in sessions:
-        session.state_json = pretty_json(session.state)
-    return render(request, "frontend/sessions.html", {"sessions": sessions})
+    sessions = with_run_counts(visible_sessions(request.user).select_related("owner"))
+    rows = [session_view(s, run_counts=True) for s in sessions.order_by("-updated_at")[:200]]
+    return render(request, "frontend/sessions.html", {"sessions": rows})

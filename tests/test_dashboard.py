@@ -436,6 +436,65 @@ def test_static_assets_exist(logged_in):
         assert finders.find(f"frontend/{name}"), name
 
 
+@pytest.mark.django_db
+def test_dashboard_sends_the_api_shapes(logged_in, workflow, user):
+    """One shape per object (runs.services.shapes): the dashboard's rows and page data are the
+    API's objects, or their documented subsets, never copies of their own."""
+    from django.utils import timezone
+
+    from runs.models import Worker
+
+    run = run_for(workflow, user)
+    move_run(run, RunState.PENDING, RunState.RUNNING)
+    Session.objects.create(owner=user, name="s", state={"k": 1})
+    now = timezone.now()
+    Worker.objects.create(
+        hostname="w@h", pid=1, queues=["default"], concurrency=2, started_at=now, last_seen=now
+    )
+    api_run = logged_in.get(f"/api/v1/runs/{run.pk}/").json()
+    row = {k: v for k, v in api_run.items() if k not in ("inputs", "params", "waiting")}
+    for extra in ("nodes", "warnings", "result"):
+        row.pop(extra)
+    assert logged_in.get(reverse("frontend:runs")).context["runs"] == [row]
+    page = logged_in.get(reverse("frontend:run", args=[run.pk]))
+    assert page.context["page_data"]["run"] == row
+    assert page.context["page_data"]["nodes"] == {
+        node["id"]: {k: v for k, v in node.items() if k not in ("output", "error", "attempts")}
+        for node in api_run["nodes"]
+    }
+    events = logged_in.get(f"/api/v1/runs/{run.pk}/events/").json()["results"]
+    assert page.context["initial_events"] == events
+    workers = logged_in.get("/api/v1/workers/").json()["results"]
+    assert logged_in.get(reverse("frontend:workers")).context["workers"] == workers
+    sessions = logged_in.get("/api/v1/sessions/").json()["results"]
+    rows = logged_in.get(reverse("frontend:sessions")).context["sessions"]
+    assert [
+        {k: v for k, v in s.items() if k not in ("run_count", "active_runs")} for s in rows
+    ] == (sessions)
+    assert (rows[0]["run_count"], rows[0]["active_runs"]) == (0, 0)
+
+
+def test_iso_strings_are_written_as_the_date_filter_writes_datetimes(settings):
+    from datetime import UTC, datetime
+
+    from django.template import Context, Template
+
+    from frontend.formatting import duration, isodate
+
+    moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    for zone in ("UTC", "Europe/Paris"):
+        settings.TIME_ZONE = zone
+        for fmt in ("Y-m-d H:i:s", "c", "H:i:s"):
+            expected = Template("{{ d|date:f }}").render(Context({"d": moment, "f": fmt}))
+            written = Template("{% load trellis %}{{ s|isodate:f }}").render(
+                Context({"s": moment.isoformat(), "f": fmt})
+            )
+            assert written == expected
+    assert isodate(None, "c") == "" and isodate("not a date", "c") == ""
+    assert duration("2024-05-06T07:08:09+00:00", "2024-05-06T07:08:10.5+00:00") == "1.50 s"
+    assert duration(moment, None) == "" and duration(moment, moment) == "0.00 s"
+
+
 # --------------------------------------------------------------------------------------
 # Pure: layout and forms
 

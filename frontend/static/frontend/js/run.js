@@ -15,11 +15,14 @@ const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const FINISHED_NODE = new Set(["COMPLETED", "FAILED", "SKIPPED", "UPSTREAM_FAILED", "CANCELLED"]);
 const LOG_LIMIT = 2000;
 
+// The run and its nodes come in the API's shapes (runs.services.shapes: the run-list row of
+// the run, each node without output, error and attempts); events in the one event shape.
 const state = {
-  status: data.status,
-  nodes: data.nodes, // node id -> {state, attempt, progress, started_at, finished_at, …}
-  startedAt: data.startedAt,
-  finishedAt: data.finishedAt,
+  status: data.run.status,
+  nodes: data.nodes, // node id -> node (state, attempt, max_attempts, started_at, finished_at, …)
+  progress: data.progress, // node id -> its last node.progress data (events, not node fields)
+  startedAt: data.run.started_at,
+  finishedAt: data.run.finished_at,
   selected: null,
   panelTimer: null,
   panelLoading: false,
@@ -57,8 +60,9 @@ function paintNode(nodeId) {
   const bar = element.querySelector(".bar");
   if (bar) {
     const full = Number(bar.dataset.full);
-    let fraction = node.progress ? Number(node.progress.fraction) || 0 : 0;
-    if (node.state === "COMPLETED") fraction = node.progress ? 1 : 0;
+    const progress = state.progress[nodeId];
+    let fraction = progress ? Number(progress.fraction) || 0 : 0;
+    if (node.state === "COMPLETED") fraction = progress ? 1 : 0;
     bar.setAttribute("width", String(Math.max(0, Math.min(1, fraction)) * full));
   }
   graph.querySelectorAll(`.edge[data-source="${CSS.escape(nodeId)}"]`).forEach((edge) => {
@@ -319,15 +323,15 @@ function apply(event) {
       if (d.state === "RUNNING") {
         node.started_at = event.ts;
         node.finished_at = null;
-        node.progress = null;
+        delete state.progress[event.node];
       } else if (FINISHED_NODE.has(d.state)) {
         node.finished_at = event.ts;
       } else if (d.state === "PENDING") {
-        node.progress = null;
+        delete state.progress[event.node];
       }
       return "node";
     case "node.progress":
-      if (node) node.progress = d;
+      if (node) state.progress[event.node] = d;
       return "progress";
     case "node.markdown": {
       // A waiting node posts its rendered prompt as markdown: show it above its form.
@@ -441,16 +445,15 @@ setInterval(() => {
 }, 1000);
 
 const stream = new EventStream({
-  path: `/ws/runs/${data.run}/`,
+  path: `/ws/runs/${data.run.id}/`,
   after: data.after,
   onEvents,
   poll: async (after) => {
-    const response = await fetch(`/api/v1/runs/${data.run}/events/?after=${after}&limit=1000`, {
+    const response = await fetch(`/api/v1/runs/${data.run.id}/events/?after=${after}&limit=1000`, {
       credentials: "same-origin", headers: { Accept: "application/json" },
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const body = await response.json();
-    return body.results.map((event) => ({ ...event, run: data.run }));
+    return (await response.json()).results; // the same event shape as the socket's
   },
 });
 stream.start();

@@ -80,7 +80,8 @@ function onEvents(events, message) {
     if (d.from) bumpCount(d.from, -1);
     bumpCount(d.status, 1);
   }
-  // Rows show each run as it is now (the summaries are read when the message is relayed).
+  // Rows show each run as it is now: the run-list row (the API's run without inputs, params
+  // and waiting), read when the message is relayed.
   for (const summary of Object.values(message.runs || {})) upsert(summary);
 }
 
