@@ -1,4 +1,11 @@
-"""Shared fixtures: users, API clients, and a real Celery worker in a subprocess.
+"""Shared fixtures: users, API and browser clients, and a real Celery worker in a subprocess.
+
+Who's who: ``user`` (alice, the owner), ``other_user`` (bob), ``staff_user`` (carol, staff
+but not a superuser) and, for the Django admin, pytest-django's ``admin_user`` (admin, a
+superuser). ``api`` / ``other_api`` are REST clients authenticated as alice / bob;
+``user_client`` / ``staff_client`` are Django test clients with a login session (the
+dashboard), pytest-django's ``admin_client`` the same for ``admin_user``. Workflow documents
+are built with tests/specs.py.
 
 The worker is a `celery -A orchestration worker` process (prefork pool, as in production),
 pointed at the test database and the same Redis as the tests: the embedded Valkey when
@@ -178,28 +185,104 @@ def other_user(django_user_model):
 
 
 @pytest.fixture
-def api(user):
+def staff_user(django_user_model):
+    """Staff (sees every user's runs, may scrape /metrics), not a superuser."""
+    return django_user_model.objects.create_user("carol", password="carol-password", is_staff=True)
+
+
+def _signed_in(user, *, api: bool = False):
+    """A REST client authenticated as ``user`` (``api``), else a Django test client with
+    ``user``'s login session (a fresh one each time: never pytest-django's ``client``)."""
+    from django.test import Client
     from rest_framework.test import APIClient
 
-    client = APIClient()
-    client.force_authenticate(user)
+    if api:
+        client = APIClient()
+        client.force_authenticate(user)
+    else:
+        client = Client()
+        client.force_login(user)
     return client
+
+
+@pytest.fixture
+def api(user):
+    return _signed_in(user, api=True)
+
+
+@pytest.fixture
+def other_api(other_user):
+    return _signed_in(other_user, api=True)
+
+
+@pytest.fixture
+def user_client(user):
+    return _signed_in(user)
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    return _signed_in(staff_user)
+
+
+@pytest.fixture
+def stand_in_handlers(monkeypatch):
+    """The stand-in handlers of tests/specs.py in the registry, for this test only."""
+    from handlers import registry
+    from tests.specs import STAND_INS, stand_in
+
+    for name, schema in STAND_INS.items():
+        monkeypatch.setitem(registry._handlers, name, stand_in(name, schema))
+
+
+def _poll(read, done, timeout: float, interval: float):
+    """``read()`` every ``interval`` s until ``done(value)`` or ``timeout``; the last value."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = read()
+    return value
 
 
 def wait_for_run(run_id, timeout: float = 60.0, states=("COMPLETED", "FAILED", "CANCELLED")):
     """Poll the database until the run reaches one of ``states``; return the Run."""
-    from runs.models import Run
+    from runs.models import NodeRun, Run
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(pk=run_id)
-        if run.status in states:
-            return run
-        time.sleep(0.05)
-    from runs.models import NodeRun
-
+    run = _poll(lambda: Run.objects.get(pk=run_id), lambda r: r.status in states, timeout, 0.05)
+    if run.status in states:
+        return run
     nodes = list(NodeRun.objects.filter(run_id=run_id).values_list("node_id", "state"))
     raise AssertionError(f"run {run_id} still {run.status} after {timeout} s; nodes: {nodes}")
+
+
+def wait_node(run_id, node_id, states, timeout: float = 30.0):
+    """Poll the database until the node is in one of ``states``; return the NodeRun."""
+    from runs.models import NodeRun
+
+    def read():
+        return NodeRun.objects.get(run_id=run_id, node_id=node_id)
+
+    node = _poll(read, lambda n: n.state in states, timeout, 0.02)
+    if node.state in states:
+        return node
+    raise AssertionError(f"{node_id} still {node.state}")
+
+
+def nodes_of(run):
+    """The run's NodeRuns by node id."""
+    from runs.models import NodeRun
+
+    return {n.node_id: n for n in NodeRun.objects.filter(run=run)}
+
+
+def completed_events(run_id, node_id) -> int:
+    """How many times the node was recorded COMPLETED (exactly once, whatever happened)."""
+    from runs.models import RunEvent
+
+    return RunEvent.objects.filter(
+        run_id=run_id, node_id=node_id, kind="node.status", data__state="COMPLETED"
+    ).count()
 
 
 @pytest.fixture(autouse=True)

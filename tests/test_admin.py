@@ -1,6 +1,8 @@
 """The Django admin pages of every Trellis model render for a superuser, with links between
 runs, nodes, events and sessions, JSON shown pretty-printed, and run actions (pause, resume,
-cancel, retry) that go through ``runs.control`` and refuse illegal ones."""
+cancel, retry) that go through ``runs.control`` and refuse illegal ones.
+
+The superuser is pytest-django's ``admin_user`` (logged in: ``admin_client``)."""
 
 from __future__ import annotations
 
@@ -35,14 +37,9 @@ MODELS = [Workflow, WorkflowVersion, Run, NodeRun, RunEvent, Session, Worker]
 
 
 @pytest.fixture
-def superuser(django_user_model):
-    return django_user_model.objects.create_superuser("root", password="pw-for-tests")
-
-
-@pytest.fixture
-def run(superuser):
-    version, _ = save_workflow(SPEC, superuser)
-    session = Session.objects.create(owner=superuser, name="admin-team", state={"n": 1})
+def run(admin_user):
+    version, _ = save_workflow(SPEC, admin_user)
+    session = Session.objects.create(owner=admin_user, name="admin-team", state={"n": 1})
     now = timezone.now()
     Worker.objects.create(
         hostname="admin-worker@host",
@@ -52,18 +49,12 @@ def run(superuser):
         started_at=now,
         last_seen=now,
     )
-    run = create_run(version, superuser, inputs={"who": "<b>Ada</b>"}, session=session)
+    run = create_run(version, admin_user, inputs={"who": "<b>Ada</b>"}, session=session)
     NodeRun.objects.filter(run=run, node_id="start").update(
         output={"data": {"who": "<b>Ada</b>"}},
         error={"message": "boom", "type": "HandlerError", "traceback": ""},
     )
     return run
-
-
-@pytest.fixture
-def admin_client(client, superuser):
-    client.force_login(superuser)
-    return client
 
 
 def admin_url(model, action: str, *args) -> str:
@@ -140,10 +131,8 @@ def test_runs_nodes_events_and_versions_are_read_only(admin_client, run):
 
 
 @pytest.mark.django_db
-def test_regular_user_cannot_open_the_admin(client, django_user_model, run):
-    user = django_user_model.objects.create_user("bob", password="pw-for-tests")
-    client.force_login(user)
-    response = client.get(admin_url(Run, "changelist"))
+def test_regular_user_cannot_open_the_admin(user_client, run):
+    response = user_client.get(admin_url(Run, "changelist"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
 
@@ -179,12 +168,14 @@ def status(run) -> str:
 
 
 @pytest.mark.django_db
-def test_pause_and_resume_actions(admin_client, run):
+def test_pause_and_resume_actions(admin_client, admin_user, run):
     move_run(run, "PENDING", "RUNNING")
     notes = act(admin_client, "pause", run)
     assert notes == [("success", f"Paused 1 run(s): {str(run.pk)[:8]}.")]
     assert status(run) == "PAUSED"
-    assert RunEvent.objects.filter(run=run, kind="run.status", data__by="root").exists()
+    assert RunEvent.objects.filter(
+        run=run, kind="run.status", data__by=admin_user.username
+    ).exists()
     act(admin_client, "resume", run)
     assert status(run) == "RUNNING"
 
@@ -200,7 +191,7 @@ def test_cancel_then_retry_actions(admin_client, run):
 
 
 @pytest.mark.django_db
-def test_illegal_actions_are_refused_and_reported(admin_client, run, superuser):
+def test_illegal_actions_are_refused_and_reported(admin_client, run):
     notes = act(admin_client, "pause", run)  # a PENDING run cannot be paused
     assert notes == [
         ("error", f"Cannot pause 1 run(s) in their current status: {str(run.pk)[:8]} (PENDING).")
@@ -211,10 +202,10 @@ def test_illegal_actions_are_refused_and_reported(admin_client, run, superuser):
 
 
 @pytest.mark.django_db
-def test_mixed_selection_does_the_legal_ones_and_reports_the_rest(admin_client, run, superuser):
-    running = create_run(run.workflow_version, superuser)
+def test_mixed_selection_does_the_legal_ones_and_reports_the_rest(admin_client, admin_user, run):
+    running = create_run(run.workflow_version, admin_user)
     move_run(running, "PENDING", "RUNNING")
-    done = create_run(run.workflow_version, superuser)
+    done = create_run(run.workflow_version, admin_user)
     move_run(done, "PENDING", "RUNNING")
     move_run(done, "RUNNING", "COMPLETED")
     notes = dict(act(admin_client, "pause", running, done, run))
@@ -226,18 +217,16 @@ def test_mixed_selection_does_the_legal_ones_and_reports_the_rest(admin_client, 
 
 
 @pytest.mark.django_db
-def test_view_only_staff_get_no_run_actions(client, django_user_model, run):
+def test_view_only_staff_get_no_run_actions(staff_user, staff_client, run):
     from django.contrib.auth.models import Permission
 
-    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
-    client.force_login(viewer)
-    response = client.get(admin_url(Run, "changelist"))
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_run"))
+    response = staff_client.get(admin_url(Run, "changelist"))
     assert response.status_code == 200
     form = response.context["action_form"]  # None when no action is left at all
     choices = [name for name, _ in form.fields["action"].choices] if form else []
     assert not {"pause_runs", "resume_runs", "cancel_runs", "retry_runs"} & set(choices)
-    client.post(
+    staff_client.post(
         admin_url(Run, "changelist"), {"action": "cancel_runs", "_selected_action": [str(run.pk)]}
     )
     assert status(run) == "PENDING"

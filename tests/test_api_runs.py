@@ -102,7 +102,7 @@ def test_bad_run_start_is_400_and_creates_nothing(api, greet, body, path):
     assert not Run.objects.exists()
 
 
-def test_list_filters_and_ownership(worker, api, greet, other_user):
+def test_list_filters_and_ownership(worker, api, other_api, greet):
     ids = [
         api.post(
             "/api/v1/runs/", {"workflow": "greet", "inputs": {"name": n}}, format="json"
@@ -117,12 +117,10 @@ def test_list_filters_and_ownership(worker, api, greet, other_user):
     assert api.get("/api/v1/runs/?status=BOGUS").status_code == 400
     assert api.get("/api/v1/runs/?created_after=yesterday").status_code == 400
 
-    bob = APIClient()
-    bob.force_authenticate(other_user)
-    assert bob.get("/api/v1/runs/").json()["results"] == []
-    assert bob.get(f"/api/v1/runs/{ids[0]}/").status_code == 404
-    assert bob.get(f"/api/v1/runs/{ids[0]}/results/").status_code == 404
-    assert bob.get(f"/api/v1/runs/{ids[0]}/events/").status_code == 404
+    assert other_api.get("/api/v1/runs/").json()["results"] == []
+    assert other_api.get(f"/api/v1/runs/{ids[0]}/").status_code == 404
+    assert other_api.get(f"/api/v1/runs/{ids[0]}/results/").status_code == 404
+    assert other_api.get(f"/api/v1/runs/{ids[0]}/events/").status_code == 404
 
 
 def test_token_auth_works(user, greet):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runs.models import Workflow, WorkflowVersion
+from tests.specs import spec
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_validate_returns_plan_by_layers(api):
 
 
 def _nodes(*nodes):
-    return {"name": "bad", "dag": {"nodes": list(nodes)}}
+    return spec(nodes, name="bad")
 
 
 INVALID = [
@@ -170,15 +171,13 @@ def test_invalid_json_body_is_400(api):
     assert "error" in response.json()
 
 
-def test_other_users_workflow_is_404_and_its_name_is_not_theirs(api, other_user):
-    from rest_framework.test import APIClient
-
+def test_other_users_workflow_is_404_and_its_name_is_not_theirs(api, other_api):
     api.post("/api/v1/workflows/", SIMPLE, format="json")
-    bob = APIClient()
-    bob.force_authenticate(other_user)
-    assert bob.get("/api/v1/workflows/simple/").status_code == 404
-    assert bob.get("/api/v1/workflows/").json()["results"] == []
-    response = bob.post("/api/v1/workflows/", {**SIMPLE, "description": "hijack"}, format="json")
+    assert other_api.get("/api/v1/workflows/simple/").status_code == 404
+    assert other_api.get("/api/v1/workflows/").json()["results"] == []
+    response = other_api.post(
+        "/api/v1/workflows/", {**SIMPLE, "description": "hijack"}, format="json"
+    )
     assert response.status_code == 403
     assert WorkflowVersion.objects.count() == 1
 

@@ -11,15 +11,13 @@ import json
 import os
 import statistics
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from runs.engine.scheduler import create_run, start_run
 from runs.models import NodeRun, Run, RunEvent
-from runs.services.workflows import save_workflow
-from tests.test_engine import py
+from tests.specs import py, save
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -108,16 +106,10 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def workflow(user, nodes, inputs=None) -> str:
-    doc = {
-        "name": f"ui-{uuid.uuid4().hex[:6]}",
-        "description": "browser test",
-        "dag": {"nodes": nodes},
-    }
-    if inputs:
-        doc["inputs"] = inputs
-    version, _ = save_workflow(doc, user)
-    return version
+def workflow(user, nodes, inputs=None):
+    """The saved WorkflowVersion of a ``ui-...`` workflow (with an inputs schema if given)."""
+    top = {"inputs": inputs} if inputs else {}
+    return save(user, nodes, prefix="ui", description="browser test", **top)
 
 
 def started(version, user, inputs=None) -> Run:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,9 +12,9 @@ from django.test import override_settings
 from runs.engine.retention import parse_age
 from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, RunEvent, Session
-from runs.services.workflows import save_workflow
 from runs.store.writes import now
 from runs.tasks import purge_runs_task
+from tests.specs import save
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,16 +24,11 @@ EVENTS_PER_RUN = 1  # create_run's run.status PENDING
 
 @pytest.fixture
 def version(user):
-    spec = {
-        "name": f"purge-{uuid.uuid4().hex[:8]}",
-        "dag": {
-            "nodes": [
-                {"id": "start", "handler": "input"},
-                {"id": "out", "handler": "output", "dependencies": ["start"]},
-            ]
-        },
-    }
-    return save_workflow(spec, user)[0]
+    nodes = [
+        {"id": "start", "handler": "input"},
+        {"id": "out", "handler": "output", "dependencies": ["start"]},
+    ]
+    return save(user, nodes, prefix="purge")
 
 
 def make_run(version, user, status, days_ago=None, *, session=None, parent_node=None) -> Run:

@@ -62,8 +62,8 @@ def test_ensure_admin_random_password_then_reuses_the_account(monkeypatch, djang
 
 
 @pytest.mark.django_db
-def test_ensure_admin_uses_an_existing_superuser(django_user_model):
-    django_user_model.objects.create_user("alice", password="pw-for-tests")
+def test_ensure_admin_uses_an_existing_superuser(user, django_user_model):
+    # alice (``user``), a regular account, is older; the superuser is not named "admin".
     boss = django_user_model.objects.create_superuser("boss", password="pw-for-tests")
 
     account = ensure_admin()
@@ -74,14 +74,13 @@ def test_ensure_admin_uses_an_existing_superuser(django_user_model):
 
 
 @pytest.mark.django_db
-def test_import_examples_is_idempotent_and_skips_invalid_files(tmp_path, django_user_model):
-    admin = django_user_model.objects.create_superuser("admin", password="pw-for-tests")
+def test_import_examples_is_idempotent_and_skips_invalid_files(tmp_path, admin_user):
     for path in (ROOT / "examples").iterdir():
         (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "broken.json").write_text('{"name": "broken", "dag": {"nodes": [{"id": 1}]}}')
 
-    lines, problems = import_examples(tmp_path, admin)
-    again, _ = import_examples(tmp_path, admin)
+    lines, problems = import_examples(tmp_path, admin_user)
+    again, _ = import_examples(tmp_path, admin_user)
 
     assert "imported hello v1" in lines
     assert "imported Simple LLM Workflow v1" in lines

@@ -51,12 +51,8 @@ def write(tmp_path: Path, name: str, doc: dict | str) -> Path:
 
 
 @pytest.fixture
-def admin_user(django_user_model):
-    return django_user_model.objects.create_superuser("root", password="pw-for-tests")
-
-
-@pytest.fixture
 def greet(admin_user, tmp_path):
+    """``greet`` imported; it belongs to pytest-django's ``admin_user``, the only superuser."""
     run_command("import", str(write(tmp_path, "greet.json", GREET)))
     return Workflow.objects.get(name="greet")
 
@@ -173,7 +169,7 @@ def test_list_shows_name_version_and_owner(greet):
     out, _ = run_command("list")
     header, row = out.splitlines()
     assert header.split()[:3] == ["NAME", "VERSION", "OWNER"]
-    assert row.split()[:3] == ["greet", "v1", "root"]
+    assert row.split()[:3] == ["greet", "v1", "admin"]
 
 
 @pytest.mark.django_db
@@ -262,8 +258,7 @@ def test_run_unknown_workflow(admin_user):
 
 
 @pytest.mark.django_db
-def test_run_of_someone_elses_workflow_is_refused_for_a_regular_user(greet, django_user_model):
-    django_user_model.objects.create_user("bob", password="pw-for-tests")
+def test_run_of_someone_elses_workflow_is_refused_for_a_regular_user(greet, other_user):
     with pytest.raises(CommandError, match="no workflow named 'greet' visible to bob"):
         run_command("run", "greet", "--user", "bob")
     assert Run.objects.count() == 0

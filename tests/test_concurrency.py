@@ -3,56 +3,42 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-from django.test import Client
 
 from runs.models import NodeRun, Run, RunEvent
 from runs.services import control
 from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
+from tests.specs import run_spec, save
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user):
-    name = f"limited-{uuid.uuid4().hex[:6]}"
-    version, _ = save_workflow(
-        {
-            "name": name,
-            "max_concurrent_runs": 2,
-            "dag": {
-                "nodes": [
-                    {
-                        "id": "work",
-                        "handler": "python",
-                        "config": {"function": "sleep", "kwargs": {"seconds": 1.0}},
-                    }
-                ]
-            },
-        },
-        user,
-    )
+def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user, user_client):
+    work = {
+        "id": "work",
+        "handler": "python",
+        "config": {"function": "sleep", "kwargs": {"seconds": 1.0}},
+    }
+    version = save(user, [work], prefix="limited", max_concurrent_runs=2)
+    name = version.workflow.name
     runs = [start_new_run(version, user) for _ in range(5)]
     ids = [run.pk for run in runs]
     statuses = dict(Run.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert [statuses[pk] for pk in ids] == ["RUNNING", "RUNNING", "PENDING", "PENDING", "PENDING"]
     assert RunEvent.objects.filter(run_id__in=ids, kind="run.waiting").count() == 3
 
-    client = Client()
-    client.force_login(user)
-    waiting = client.get(f"/api/v1/runs/{ids[4]}/").json()
+    waiting = user_client.get(f"/api/v1/runs/{ids[4]}/").json()
     assert waiting["status"] == "PENDING"
     assert (
         "max_concurrent_runs" in waiting["waiting"]
         and "allows 2 concurrent runs" in waiting["waiting"]
     )
-    assert client.get(f"/api/v1/runs/{ids[0]}/").json()["waiting"] is None
-    page = client.get(f"/dashboard/workflows/{name}/").content.decode()
+    assert user_client.get(f"/api/v1/runs/{ids[0]}/").json()["waiting"] is None
+    page = user_client.get(f"/dashboard/workflows/{name}/").content.decode()
     assert "At most 2 concurrent runs: 2 running or paused, 3 waiting for a slot." in page
-    assert 'id="run-waiting"' in client.get(f"/dashboard/runs/{ids[4]}/").content.decode()
+    assert 'id="run-waiting"' in user_client.get(f"/dashboard/runs/{ids[4]}/").content.decode()
 
     # The last waiting run is cancelled: it never starts, and frees no slot.
     control.cancel(ids[4], user)
@@ -77,22 +63,12 @@ def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user):
 def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
     from runs.engine.scheduler import admit_all
 
-    version, _ = save_workflow(
-        {
-            "name": f"limited-{uuid.uuid4().hex[:6]}",
-            "max_concurrent_runs": 1,
-            "dag": {
-                "nodes": [
-                    {
-                        "id": "a",
-                        "handler": "python",
-                        "config": {"function": "add", "kwargs": {"a": 1, "b": 1}},
-                    }
-                ]
-            },
-        },
-        user,
-    )
+    add = {
+        "id": "a",
+        "handler": "python",
+        "config": {"function": "add", "kwargs": {"a": 1, "b": 1}},
+    }
+    version = save(user, [add], prefix="limited", max_concurrent_runs=1)
     first = start_new_run(version, user)
     second = start_new_run(version, user)
     assert Run.objects.get(pk=second.pk).status == "PENDING"
@@ -122,35 +98,26 @@ def limited_worker(worker):
     process.stop()
 
 
-def test_a_queue_limit_caps_running_nodes_across_workers(limited_worker, user, settings):
+def test_a_queue_limit_caps_running_nodes_across_workers(
+    limited_worker, user, user_client, settings
+):
     settings.TRELLIS_QUEUE_LIMITS = {"lim": 2}  # what the web process shows
-    version, _ = save_workflow(
+    nodes = [
         {
-            "name": f"lim-{uuid.uuid4().hex[:6]}",
-            "defaults": {"queue": "lim"},
-            "dag": {
-                "nodes": [
-                    {
-                        "id": f"n{i}",
-                        "handler": "python",
-                        "config": {"function": "sleep", "kwargs": {"seconds": 0.6}},
-                    }
-                    for i in range(6)
-                ]
-            },
-        },
-        user,
-    )
-    run = start_new_run(version, user)
+            "id": f"n{i}",
+            "handler": "python",
+            "config": {"function": "sleep", "kwargs": {"seconds": 0.6}},
+        }
+        for i in range(6)
+    ]
+    run = run_spec(user, nodes, prefix="lim", defaults={"queue": "lim"})
     most, seen_usage = 0, None
-    client = Client()
-    client.force_login(user)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         running = NodeRun.objects.filter(run=run, state="RUNNING").count()
         if running > most:
             most = running
-            seen_usage = client.get("/api/v1/workers/").json()["queue_limits"]
+            seen_usage = user_client.get("/api/v1/workers/").json()["queue_limits"]
         if Run.objects.get(pk=run.pk).status == "COMPLETED":
             break
         time.sleep(0.02)
@@ -162,5 +129,5 @@ def test_a_queue_limit_caps_running_nodes_across_workers(limited_worker, user, s
     ]
     nodes = NodeRun.objects.filter(run=run)
     assert all(node.attempt == 1 for node in nodes)  # a deferral is not an attempt
-    page = client.get("/dashboard/workers/").content.decode()
+    page = user_client.get("/dashboard/workers/").content.decode()
     assert 'id="queue-limits"' in page and 'data-queue="lim"' in page

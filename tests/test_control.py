@@ -8,35 +8,10 @@ import uuid
 import pytest
 
 from runs.models import NodeRun, Run, RunEvent
-from tests.conftest import wait_for_run
-from tests.test_engine import nodes_of, py
+from tests.conftest import nodes_of, wait_for_run, wait_node
+from tests.specs import create, py, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def create(api, nodes, name=None):
-    name = name or f"wf-{uuid.uuid4().hex[:8]}"
-    response = api.post(
-        "/api/v1/workflows/", {"name": name, "dag": {"nodes": nodes}}, format="json"
-    )
-    assert response.status_code == 201, response.json()
-    return name
-
-
-def start(api, name, inputs=None):
-    response = api.post("/api/v1/runs/", {"workflow": name, "inputs": inputs or {}}, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()["id"]
-
-
-def wait_node(run_id, node_id, states, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        node = NodeRun.objects.get(run_id=run_id, node_id=node_id)
-        if node.state in states:
-            return node
-        time.sleep(0.02)
-    raise AssertionError(f"{node_id} still {node.state}")
 
 
 def three_layers():
@@ -120,11 +95,7 @@ def test_retry_reruns_only_the_failed_node_and_its_descendants(worker, api, user
     assert api.post(f"/api/v1/runs/{run_id}/retry/").status_code == 409
 
 
-def test_other_user_cannot_control_a_run(worker, api, other_user):
-    from rest_framework.test import APIClient
-
+def test_other_user_cannot_control_a_run(worker, api, other_api):
     run_id = start(api, create(api, [py("a", "sleep", kwargs={"seconds": 0.5})]))
-    bob = APIClient()
-    bob.force_authenticate(other_user)
-    assert bob.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 404
+    assert other_api.post(f"/api/v1/runs/{run_id}/cancel/").status_code == 404
     assert wait_for_run(run_id).status == "COMPLETED"

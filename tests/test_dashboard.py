@@ -4,7 +4,6 @@ the DAG layout and the JSON-Schema forms."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from django.urls import reverse
@@ -14,8 +13,8 @@ from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_error
 from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, Session
 from runs.rules.states import RunState
-from runs.services.workflows import save_workflow
 from runs.store.writes import move_run
+from tests.specs import save
 
 INPUTS = {
     "type": "object",
@@ -32,52 +31,42 @@ INPUTS = {
 }
 
 
-def spec(name=None, inputs=INPUTS, nodes=None):
-    return {
-        "name": name or f"dash-{uuid.uuid4().hex[:6]}",
-        "inputs": inputs,
-        "dag": {
-            "nodes": nodes
-            or [
-                {"id": "start", "handler": "input"},
-                {
-                    "id": "left",
-                    "handler": "output",
-                    "dependencies": ["start"],
-                    "config": {"value": "{{ start.output.data.name }}!"},
+NODES = [
+    {"id": "start", "handler": "input"},
+    {
+        "id": "left",
+        "handler": "output",
+        "dependencies": ["start"],
+        "config": {"value": "{{ start.output.data.name }}!"},
+    },
+    {"id": "right", "handler": "output", "dependencies": ["start"]},
+    {
+        "id": "approve",
+        "handler": "wait_for_event",
+        "dependencies": ["left", "right"],
+        "config": {
+            "prompt": "Ship it?",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "note": {"type": "string", "maxLength": 5},
                 },
-                {"id": "right", "handler": "output", "dependencies": ["start"]},
-                {
-                    "id": "approve",
-                    "handler": "wait_for_event",
-                    "dependencies": ["left", "right"],
-                    "config": {
-                        "prompt": "Ship it?",
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "ok": {"type": "boolean"},
-                                "note": {"type": "string", "maxLength": 5},
-                            },
-                            "required": ["ok"],
-                        },
-                    },
-                },
-            ]
+                "required": ["ok"],
+            },
         },
-    }
+    },
+]
+
+
+def dash_workflow(owner, inputs=INPUTS):
+    """A saved ``dash-...`` workflow of NODES (``inputs=None``: no inputs schema)."""
+    return save(owner, NODES, prefix="dash", inputs=inputs)
 
 
 @pytest.fixture
 def workflow(user):
-    version, _ = save_workflow(spec(), user)
-    return version
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
+    return dash_workflow(user)
 
 
 def run_for(version, owner, **inputs):
@@ -106,27 +95,26 @@ def test_root_redirects_to_the_dashboard_and_login_page_renders(client):
 
 @pytest.mark.django_db
 def test_run_list_shows_only_the_users_runs_with_a_stream_cursor(
-    logged_in, workflow, user, other_user
+    user_client, workflow, user, other_user
 ):
     mine = run_for(workflow, user)
-    version, _ = save_workflow(spec(), other_user)
-    theirs = run_for(version, other_user)
-    page = logged_in.get(reverse("frontend:runs"))
+    theirs = run_for(dash_workflow(other_user), other_user)
+    page = user_client.get(reverse("frontend:runs"))
     html = page.content.decode()
     assert str(mine.pk) in html and str(theirs.pk) not in html
     data = page.context["page_data"]
     assert data["after"] >= mine.events.last().id  # the socket resumes after the rows
-    filtered = logged_in.get(reverse("frontend:runs"), {"status": "COMPLETED"})
+    filtered = user_client.get(reverse("frontend:runs"), {"status": "COMPLETED"})
     assert str(mine.pk) not in filtered.content.decode()
-    by_session = logged_in.get(reverse("frontend:runs"), {"session": "not-a-uuid"})
+    by_session = user_client.get(reverse("frontend:runs"), {"session": "not-a-uuid"})
     assert by_session.status_code == 200 and str(mine.pk) not in by_session.content.decode()
 
 
 @pytest.mark.django_db
-def test_run_page_renders_graph_controls_and_waiting_form(logged_in, workflow, user):
+def test_run_page_renders_graph_controls_and_waiting_form(user_client, workflow, user):
     run = run_for(workflow, user)
     move_run(run, RunState.PENDING, RunState.RUNNING)
-    page = logged_in.get(reverse("frontend:run", args=[run.pk]))
+    page = user_client.get(reverse("frontend:run", args=[run.pk]))
     assert page.status_code == 200
     html = page.content.decode()
     for node_id in ("start", "left", "right", "approve"):
@@ -143,17 +131,13 @@ def test_run_page_renders_graph_controls_and_waiting_form(logged_in, workflow, u
 
 
 @pytest.mark.django_db
-def test_other_users_run_is_404_and_staff_sees_it(
-    client, workflow, user, other_user, django_user_model
-):
+def test_other_users_run_is_404_and_staff_sees_it(client, staff_client, workflow, user, other_user):
     run = run_for(workflow, user)
     client.force_login(other_user)
     assert client.get(reverse("frontend:run", args=[run.pk])).status_code == 404
     assert client.post(reverse("frontend:run-action", args=[run.pk, "cancel"])).status_code == 404
     assert client.get(reverse("frontend:node", args=[run.pk, "start"])).status_code == 404
-    staff = django_user_model.objects.create_user("carol", password="x", is_staff=True)
-    client.force_login(staff)
-    assert client.get(reverse("frontend:run", args=[run.pk])).status_code == 200
+    assert staff_client.get(reverse("frontend:run", args=[run.pk])).status_code == 200
 
 
 # --------------------------------------------------------------------------------------
@@ -165,9 +149,9 @@ def post_json(client, url, data=None):
 
 
 @pytest.mark.django_db
-def test_illegal_control_is_refused_with_409_and_the_legal_ones(logged_in, workflow, user):
+def test_illegal_control_is_refused_with_409_and_the_legal_ones(user_client, workflow, user):
     run = run_for(workflow, user)  # PENDING
-    response = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "pause"]))
+    response = post_json(user_client, reverse("frontend:run-action", args=[run.pk, "pause"]))
     assert response.status_code == 409
     assert response.json() == {
         "ok": False,
@@ -179,21 +163,23 @@ def test_illegal_control_is_refused_with_409_and_the_legal_ones(logged_in, workf
 
 
 @pytest.mark.django_db
-def test_cancel_then_retry_through_the_dashboard(logged_in, workflow, user):
+def test_cancel_then_retry_through_the_dashboard(user_client, workflow, user):
     run = run_for(workflow, user)
-    cancelled = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "cancel"]))
+    cancelled = post_json(user_client, reverse("frontend:run-action", args=[run.pk, "cancel"]))
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
     assert cancelled.json()["actions"] == ["retry"]
     assert Run.objects.get(pk=run.pk).status == "CANCELLED"
-    retried = post_json(logged_in, reverse("frontend:run-action", args=[run.pk, "retry"]))
+    retried = post_json(user_client, reverse("frontend:run-action", args=[run.pk, "retry"]))
     assert retried.status_code == 200 and retried.json()["status"] == "RUNNING"
     assert run.events.filter(kind="run.retry", data__by=user.username).exists()
 
 
 @pytest.mark.django_db
-def test_control_without_javascript_redirects_with_a_message(logged_in, workflow, user):
+def test_control_without_javascript_redirects_with_a_message(user_client, workflow, user):
     run = run_for(workflow, user)
-    response = logged_in.post(reverse("frontend:run-action", args=[run.pk, "resume"]), follow=True)
+    response = user_client.post(
+        reverse("frontend:run-action", args=[run.pk, "resume"]), follow=True
+    )
     assert response.redirect_chain[-1][0] == reverse("frontend:run", args=[run.pk])
     assert "Cannot resume a run that is PENDING." in response.content.decode()
 
@@ -210,34 +196,34 @@ def test_control_posts_need_the_csrf_token(client, workflow, user):
 
 
 @pytest.mark.django_db
-def test_unknown_action_is_404(logged_in, workflow, user):
+def test_unknown_action_is_404(user_client, workflow, user):
     run = run_for(workflow, user)
     url = reverse("frontend:run-action", args=[run.pk, "explode"])
-    assert logged_in.post(url).status_code == 404
+    assert user_client.post(url).status_code == 404
 
 
 @pytest.mark.django_db
-def test_send_event_to_a_node_that_is_not_waiting_is_refused(logged_in, workflow, user):
+def test_send_event_to_a_node_that_is_not_waiting_is_refused(user_client, workflow, user):
     run = run_for(workflow, user)
     url = reverse("frontend:send-event", args=[run.pk, "approve"])
-    response = post_json(logged_in, url, {"input.ok": "on"})
+    response = post_json(user_client, url, {"input.ok": "on"})
     assert response.status_code == 409 and "not waiting" in response.json()["message"]
-    bad = post_json(logged_in, reverse("frontend:send-event", args=[run.pk, "start"]))
+    bad = post_json(user_client, reverse("frontend:send-event", args=[run.pk, "start"]))
     assert bad.status_code == 404
 
 
 @pytest.mark.django_db
-def test_send_event_completes_a_waiting_node_and_reports_field_errors(logged_in, workflow, user):
+def test_send_event_completes_a_waiting_node_and_reports_field_errors(user_client, workflow, user):
     run = run_for(workflow, user)
     move_run(run, RunState.PENDING, RunState.RUNNING)
     NodeRun.objects.filter(run=run).exclude(node_id="approve").update(state="COMPLETED", output="x")
     NodeRun.objects.filter(run=run, node_id="approve").update(state="WAITING", attempt=1)
     url = reverse("frontend:send-event", args=[run.pk, "approve"])
-    too_long = post_json(logged_in, url, {"input.ok": "on", "input.note": "far too long"})
+    too_long = post_json(user_client, url, {"input.ok": "on", "input.note": "far too long"})
     assert too_long.status_code == 400
     assert list(too_long.json()["errors"]) == ["note"]
     assert NodeRun.objects.get(run=run, node_id="approve").state == "WAITING"
-    sent = post_json(logged_in, url, {"input.ok": "on", "input.note": "yes"})
+    sent = post_json(user_client, url, {"input.ok": "on", "input.note": "yes"})
     assert sent.status_code == 200 and sent.json()["ok"] is True
     node = NodeRun.objects.get(run=run, node_id="approve")
     assert node.state == "COMPLETED" and node.output == {"ok": True, "note": "yes"}
@@ -249,8 +235,8 @@ def test_send_event_completes_a_waiting_node_and_reports_field_errors(logged_in,
 
 
 @pytest.mark.django_db
-def test_workflow_page_renders_the_form_from_the_inputs_schema(logged_in, workflow):
-    page = logged_in.get(reverse("frontend:workflow", args=[workflow.workflow.name]))
+def test_workflow_page_renders_the_form_from_the_inputs_schema(user_client, workflow):
+    page = user_client.get(reverse("frontend:workflow", args=[workflow.workflow.name]))
     assert page.status_code == 200
     kinds = {f.name: f.kind for f in page.context["fields"]}
     assert kinds == {
@@ -267,9 +253,9 @@ def test_workflow_page_renders_the_form_from_the_inputs_schema(logged_in, workfl
 
 
 @pytest.mark.django_db
-def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
+def test_bad_inputs_show_field_errors_and_start_nothing(user_client, workflow):
     url = reverse("frontend:workflow", args=[workflow.workflow.name])
-    response = logged_in.post(
+    response = user_client.post(
         url,
         {
             "version": workflow.version,
@@ -285,7 +271,7 @@ def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
     assert errors["ratio"] == ["Enter a number."] and errors["tags"] == ["Not valid JSON."]
     assert Run.objects.count() == 0
     # With the unparsable values fixed, the schema's own errors are shown, one per field.
-    response = logged_in.post(
+    response = user_client.post(
         url,
         {
             "version": workflow.version,
@@ -298,7 +284,7 @@ def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
     assert set(errors) == {"name", "count"}
     assert "50 is greater than the maximum of 10" in errors["count"][0]
     assert 'value="50"' in response.content.decode()  # what was typed is kept
-    missing = logged_in.post(url, {"version": workflow.version})
+    missing = user_client.post(url, {"version": workflow.version})
     assert {f.name: f.errors for f in missing.context["fields"] if f.errors} == {
         "name": ["This field is required."]
     }
@@ -306,10 +292,10 @@ def test_bad_inputs_show_field_errors_and_start_nothing(logged_in, workflow):
 
 
 @pytest.mark.django_db
-def test_good_inputs_start_a_run_and_open_it(logged_in, workflow, user):
+def test_good_inputs_start_a_run_and_open_it(user_client, workflow, user):
     session = Session.objects.create(owner=user, name="team")
     url = reverse("frontend:workflow", args=[workflow.workflow.name])
-    response = logged_in.post(
+    response = user_client.post(
         url,
         {
             "version": workflow.version,
@@ -335,13 +321,13 @@ def test_good_inputs_start_a_run_and_open_it(logged_in, workflow, user):
 
 
 @pytest.mark.django_db
-def test_schemaless_workflow_takes_a_json_object(logged_in, user):
-    version, _ = save_workflow(spec(inputs=None), user)
+def test_schemaless_workflow_takes_a_json_object(user_client, user):
+    version = dash_workflow(user, inputs=None)
     url = reverse("frontend:workflow", args=[version.workflow.name])
-    assert [f.name for f in logged_in.get(url).context["fields"]] == [JSON_FIELD]
-    bad = logged_in.post(url, {"version": 1, JSON_FIELD: "[1]"})
+    assert [f.name for f in user_client.get(url).context["fields"]] == [JSON_FIELD]
+    bad = user_client.post(url, {"version": 1, JSON_FIELD: "[1]"})
     assert bad.status_code == 400 and Run.objects.count() == 0
-    good = logged_in.post(url, {"version": 1, JSON_FIELD: '{"name": "Bo"}'})
+    good = user_client.post(url, {"version": 1, JSON_FIELD: '{"name": "Bo"}'})
     assert good.status_code == 302 and Run.objects.get().inputs == {"name": "Bo"}
 
 
@@ -350,7 +336,7 @@ def test_schemaless_workflow_takes_a_json_object(logged_in, user):
 
 
 @pytest.mark.django_db
-def test_node_panel_shows_rendered_config_output_error_and_logs(logged_in, workflow, user):
+def test_node_panel_shows_rendered_config_output_error_and_logs(user_client, workflow, user):
     from runs.store.writes import record_event
 
     run = run_for(workflow, user, name="Ada")
@@ -370,18 +356,18 @@ def test_node_panel_shows_rendered_config_output_error_and_logs(logged_in, workf
     record_event(run.pk, "node.log", {"message": "hello log"}, node_id="left")
     record_event(run.pk, "node.token", {"delta": "Hel"}, node_id="left")
     record_event(run.pk, "node.token", {"delta": "lo"}, node_id="left")
-    html = logged_in.get(reverse("frontend:node", args=[run.pk, "left"])).content.decode()
+    html = user_client.get(reverse("frontend:node", args=[run.pk, "left"])).content.decode()
     assert "&quot;value&quot;: &quot;Ada!&quot;" in html  # rendered from start's output
     assert "boom &lt;b&gt;" in html and "Traceback: line 1" in html
     assert "hello log" in html and ">Hello</pre>" in html
     assert "first" in html and "second" in html
-    pending = logged_in.get(reverse("frontend:node", args=[run.pk, "approve"])).content.decode()
+    pending = user_client.get(reverse("frontend:node", args=[run.pk, "approve"])).content.decode()
     assert "Rendered when the node starts" in pending
-    assert logged_in.get(reverse("frontend:node", args=[run.pk, "ghost"])).status_code == 404
+    assert user_client.get(reverse("frontend:node", args=[run.pk, "ghost"])).status_code == 404
 
 
 @pytest.mark.django_db
-def test_workers_page_lists_workers_with_liveness(logged_in):
+def test_workers_page_lists_workers_with_liveness(user_client):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -405,22 +391,22 @@ def test_workers_page_lists_workers_with_liveness(logged_in):
         started_at=now,
         last_seen=now - timedelta(hours=1),
     )
-    page = logged_in.get(reverse("frontend:workers"))
+    page = user_client.get(reverse("frontend:workers"))
     rows = {row["hostname"]: row["liveness"] for row in page.context["workers"]}
     assert rows == {"w-alive@h": "alive", "w-dead@h": "dead"}
     assert page.context["alive"] == 1 and page.context["slots"] == 4
 
 
 @pytest.mark.django_db
-def test_sessions_page_lists_only_the_users_sessions(logged_in, user, other_user):
+def test_sessions_page_lists_only_the_users_sessions(user_client, user, other_user):
     Session.objects.create(owner=user, name="mine", state={"k": 1})
     Session.objects.create(owner=other_user, name="theirs")
-    html = logged_in.get(reverse("frontend:sessions")).content.decode()
+    html = user_client.get(reverse("frontend:sessions")).content.decode()
     assert "mine" in html and "theirs" not in html and "&quot;k&quot;: 1" in html
 
 
 @pytest.mark.django_db
-def test_static_assets_exist(logged_in):
+def test_static_assets_exist(user_client):
     from django.contrib.staticfiles import finders
 
     for name in (

@@ -8,33 +8,11 @@ from datetime import timedelta
 import pytest
 
 from runs.models import NodeRun, RunEvent
-from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
-from tests.conftest import wait_for_run
+from tests.conftest import nodes_of, wait_for_run
+from tests.specs import py, run_spec
 from tests.testapp.handlers import count_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def py(node_id, function, deps=(), **extra):
-    kwargs = extra.pop("kwargs", {})
-    return {
-        "id": node_id,
-        "handler": "python",
-        "dependencies": list(deps),
-        "config": {"function": function, "kwargs": kwargs},
-        **extra,
-    }
-
-
-def run_spec(user, nodes, *, inputs=None, name=None, **top):
-    doc = {"name": name or f"wf-{uuid.uuid4().hex[:8]}", "dag": {"nodes": nodes}, **top}
-    version, _ = save_workflow(doc, user)
-    return start_new_run(version, user, inputs=inputs or {})
-
-
-def nodes_of(run):
-    return {n.node_id: n for n in NodeRun.objects.filter(run=run)}
 
 
 def overlaps(a, b) -> bool:

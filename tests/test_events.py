@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.db import transaction
 
 from runs.engine.scheduler import create_run
 from runs.models import RunEvent
-from runs.services.workflows import save_workflow
 from runs.store.writes import batched_events, record_event
+from tests.specs import save
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def run(user):
-    doc = {
-        "name": f"events-{uuid.uuid4().hex[:8]}",
-        "dag": {"nodes": [{"id": "a", "handler": "input"}]},
-    }
-    version, _ = save_workflow(doc, user)
-    return create_run(version, user)
+    return create_run(save(user, [{"id": "a", "handler": "input"}], prefix="events"), user)
 
 
 def logged(run) -> list[str]:

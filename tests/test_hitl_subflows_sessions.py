@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from django_celery_beat.models import PeriodicTask
 
 from runs.models import NodeRun, Run, RunEvent, Session
-from tests.conftest import wait_for_run
-from tests.test_control import create, start, wait_node
-from tests.test_engine import py
+from tests.conftest import wait_for_run, wait_node
+from tests.specs import create, py, spec, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -202,9 +200,7 @@ def test_session_counter_incremented_by_three_concurrent_runs_is_exact(worker, a
     assert sorted(r["id"] for r in listed) == sorted(run_ids)
 
 
-def test_session_api_patch_merges_and_others_get_404(api, other_user):
-    from rest_framework.test import APIClient
-
+def test_session_api_patch_merges_and_others_get_404(api, other_api):
     session_id = api.post("/api/v1/sessions/", {"state": {"a": 1}}, format="json").json()["id"]
     patched = api.patch(f"/api/v1/sessions/{session_id}/", {"state": {"b": 2}}, format="json")
     assert patched.status_code == 200 and patched.json()["state"] == {"a": 1, "b": 2}
@@ -216,26 +212,20 @@ def test_session_api_patch_merges_and_others_get_404(api, other_user):
         api.patch(f"/api/v1/sessions/{session_id}/", {"state": "x"}, format="json").status_code
         == 400
     )
-    bob = APIClient()
-    bob.force_authenticate(other_user)
-    assert bob.get(f"/api/v1/sessions/{session_id}/").status_code == 404
-    assert bob.get("/api/v1/sessions/").json()["results"] == []
+    assert other_api.get(f"/api/v1/sessions/{session_id}/").status_code == 404
+    assert other_api.get("/api/v1/sessions/").json()["results"] == []
     assert Session.objects.get(pk=session_id).state == {"c": 3}
 
 
 def test_schedule_becomes_a_periodic_task_and_follows_new_versions(worker, api):
-    name = f"cron-{uuid.uuid4().hex[:6]}"
-    spec = {
-        "name": name,
-        "schedule": "*/15 * * * *",
-        "inputs": {"type": "object", "properties": {"who": {"type": "string", "default": "beat"}}},
-        "dag": {
-            "nodes": [
-                {"id": "out", "handler": "output", "config": {"value": "hi {{ inputs.who }}"}}
-            ]
-        },
-    }
-    assert api.post("/api/v1/workflows/", spec, format="json").status_code == 201
+    doc = spec(
+        [{"id": "out", "handler": "output", "config": {"value": "hi {{ inputs.who }}"}}],
+        prefix="cron",
+        schedule="*/15 * * * *",
+        inputs={"type": "object", "properties": {"who": {"type": "string", "default": "beat"}}},
+    )
+    name = doc["name"]
+    assert api.post("/api/v1/workflows/", doc, format="json").status_code == 201
     task = PeriodicTask.objects.get(name=f"trellis:workflow:{name}")
     assert task.task == "trellis.start_scheduled_run" and task.crontab.minute == "*/15"
 
@@ -252,8 +242,8 @@ def test_schedule_becomes_a_periodic_task_and_follows_new_versions(worker, api):
     run = wait_for_run(Run.objects.get(workflow_version__workflow__name=name).pk)
     assert run.status == "COMPLETED" and run.result == "hi beat"
 
-    api.post("/api/v1/workflows/", {**spec, "schedule": "0 6 * * 1"}, format="json")
+    api.post("/api/v1/workflows/", {**doc, "schedule": "0 6 * * 1"}, format="json")
     assert PeriodicTask.objects.get(name=f"trellis:workflow:{name}").crontab.hour == "6"
-    unscheduled = {k: v for k, v in spec.items() if k != "schedule"}
+    unscheduled = {k: v for k, v in doc.items() if k != "schedule"}
     api.post("/api/v1/workflows/", unscheduled, format="json")
     assert not PeriodicTask.objects.filter(name=f"trellis:workflow:{name}").exists()

@@ -22,9 +22,8 @@ from runs.logcontext import (
     log_context,
 )
 from runs.models import NodeRun
-from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
 from tests.conftest import WorkerProcess, wait_for_run
+from tests.specs import run_spec
 
 PLAIN_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
@@ -111,17 +110,9 @@ def test_a_json_worker_logs_one_object_per_line_with_the_run_and_node(worker, us
     process.log_path.write_bytes(b"")
     process.start()
     try:
-        spec = {
-            "name": f"logs-{uuid.uuid4().hex[:8]}",
-            "defaults": {"queue": queue},
-            "dag": {
-                "nodes": [
-                    {"id": "explode", "handler": "python", "config": {"function": "boom"}},
-                ]
-            },
-        }
-        version, _ = save_workflow(spec, user)
-        run = wait_for_run(start_new_run(version, user, inputs={}).pk)
+        explode = {"id": "explode", "handler": "python", "config": {"function": "boom"}}
+        started = run_spec(user, [explode], prefix="logs", defaults={"queue": queue})
+        run = wait_for_run(started.pk)
         assert run.status == "FAILED"
     finally:
         process.stop()

@@ -16,10 +16,8 @@ from runs.engine.dispatch import queue_depths
 from runs.engine.workers import liveness
 from runs.models import NodeRun, Worker
 from runs.services import control
-from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
-from tests.test_engine import py
+from tests.specs import py, run_spec, unique_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,18 +37,6 @@ def value(samples, name, **labels) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("carol", password="pw", is_staff=True)
-
-
-@pytest.fixture
-def staff_client(staff) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 # --- who may scrape ---------------------------------------------------------------------
 
 
@@ -64,10 +50,8 @@ def test_anonymous_scrape_is_401_with_the_api_error_shape():
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_signed_in_user_who_is_not_staff_gets_403(user):
-    client = Client()
-    client.force_login(user)
-    response = client.get("/metrics")
+def test_signed_in_user_who_is_not_staff_gets_403(user_client):
+    response = user_client.get("/metrics")
     assert response.status_code == 403
     assert response.json()["errors"] == []
 
@@ -90,11 +74,11 @@ def test_wrong_bearer_token_is_401_even_with_a_staff_session(staff_client):
     assert response.json()["error"] == "Invalid metrics token."
 
 
-def test_api_tokens_of_staff_may_scrape_others_may_not(user, django_user_model):
+def test_api_tokens_of_staff_may_scrape_others_may_not(user, staff_user):
     from rest_framework.authtoken.models import Token
 
-    staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    samples = scrape(Client(), HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    staff_token = Token.objects.create(user=staff_user).key
+    samples = scrape(Client(), HTTP_AUTHORIZATION=f"Token {staff_token}")
     assert ("trellis_workers_alive", ()) in samples
     plain = Client().get(
         "/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}"
@@ -146,37 +130,21 @@ def wait_for_live_worker(timeout: float = 20.0) -> None:
 
 @pytest.mark.integration
 def test_metrics_follow_from_a_run_on_the_worker(worker, user, staff_client):
-    name = f"metrics-{uuid.uuid4().hex[:8]}"
+    name = unique_name("metrics")
     key = uuid.uuid4().hex
-    spec = {
-        "name": name,
-        "dag": {
-            "nodes": [
-                py("nap", "sleep", kwargs={"seconds": 0.3}),
-                py(
-                    "shaky",
-                    "flaky",
-                    ["nap"],
-                    kwargs={"key": key, "failures": 1},
-                    retries=1,
-                    backoff=0.01,
-                ),
-                {"id": "out", "handler": "output", "dependencies": ["shaky"]},
-            ]
-        },
-    }
-    version, _ = save_workflow(spec, user)
-    run = wait_for_run(start_new_run(version, user, inputs={}).pk)
+    nodes = [
+        py("nap", "sleep", kwargs={"seconds": 0.3}),
+        py("shaky", "flaky", ["nap"], kwargs={"key": key, "failures": 1}, retries=1, backoff=0.01),
+        {"id": "out", "handler": "output", "dependencies": ["shaky"]},
+    ]
+    run = wait_for_run(run_spec(user, nodes, name=name).pk)
     assert run.status == "COMPLETED", run.error
     # A second run whose node goes to a queue no worker consumes: it stays RUNNING, its
     # message waits in Redis.
     unserved = f"ops-unserved-{uuid.uuid4().hex[:8]}"
-    stuck_spec = {
-        "name": f"{name}-stuck",
-        "dag": {"nodes": [py("idle", "add", kwargs={"a": 1, "b": 1}, queue=unserved)]},
-    }
-    stuck_version, _ = save_workflow(stuck_spec, user)
-    stuck = start_new_run(stuck_version, user, inputs={})
+    stuck = run_spec(
+        user, [py("idle", "add", kwargs={"a": 1, "b": 1}, queue=unserved)], name=f"{name}-stuck"
+    )
 
     try:
         # Heartbeats are periodic (and a transactional test's teardown empties the worker

@@ -40,10 +40,8 @@ from django.utils import timezone
 from runs.engine.reconciler import reconcile
 from runs.models import NodeRun, Run, Worker
 from runs.ops.processes import database_url
-from tests.conftest import SUMMARY_LINES, WorkerProcess, wait_for_run
-from tests.test_control import create, start
-from tests.test_engine import py
-from tests.test_recovery import completed_events
+from tests.conftest import SUMMARY_LINES, WorkerProcess, completed_events, wait_for_run
+from tests.specs import create, py, start
 from tests.testapp.handlers import count_calls
 
 pytestmark = [

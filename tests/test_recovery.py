@@ -16,10 +16,9 @@ import pytest
 from django.conf import settings
 
 from runs.engine.reconciler import reconcile
-from runs.models import NodeRun, Run, RunEvent, Worker
-from tests.conftest import WorkerProcess, wait_for_run
-from tests.test_control import create, start, wait_node
-from tests.test_engine import py
+from runs.models import NodeRun, Run, Worker
+from tests.conftest import WorkerProcess, completed_events, wait_for_run, wait_node
+from tests.specs import create, py, start
 from tests.testapp.handlers import count_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -69,12 +68,6 @@ def crash_worker(worker):
     process.start()
     yield process
     process.stop()
-
-
-def completed_events(run_id, node_id) -> int:
-    return RunEvent.objects.filter(
-        run_id=run_id, node_id=node_id, kind="node.status", data__state="COMPLETED"
-    ).count()
 
 
 def test_worker_killed_with_sigkill_mid_node_the_run_still_completes(crash_worker, api):

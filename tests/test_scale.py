@@ -8,15 +8,14 @@ and every node must have run on a worker that consumes its queue.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 
 import pytest
 
 from runs.models import NodeRun, Run, Worker
 from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
 from tests.conftest import SUMMARY_LINES, WorkerProcess
+from tests.specs import py, save
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -37,32 +36,19 @@ def more_workers(worker):
         process.stop()
 
 
-def _node(node_id, deps=(), queue="default"):
-    return {
-        "id": node_id,
-        "handler": "python",
-        "queue": queue,
-        "dependencies": list(deps),
-        "config": {"function": "add", "kwargs": {"a": 1, "b": 2}},
-    }
+def _add(node_id, deps=(), queue="default"):
+    return py(node_id, "add", deps, kwargs={"a": 1, "b": 2}, queue=queue)
 
 
 def test_500_runs_on_three_workers_and_two_queues_all_complete(more_workers, user, request):
-    version, _ = save_workflow(
-        {
-            "name": f"scale-{uuid.uuid4().hex[:6]}",
-            "dag": {
-                "nodes": [
-                    _node("a"),
-                    _node("b", ["a"], queue="scale-b"),
-                    _node("c", ["a"]),
-                    _node("d", ["b", "c"], queue="scale-b"),
-                    {"id": "out", "handler": "output", "dependencies": ["d"]},
-                ]
-            },
-        },
-        user,
-    )
+    nodes = [
+        _add("a"),
+        _add("b", ["a"], queue="scale-b"),
+        _add("c", ["a"]),
+        _add("d", ["b", "c"], queue="scale-b"),
+        {"id": "out", "handler": "output", "dependencies": ["d"]},
+    ]
+    version = save(user, nodes, prefix="scale")
     started = time.monotonic()
     ids = [start_new_run(version, user).pk for _ in range(RUNS)]
     submitted = time.monotonic() - started

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
-from django.test import Client
 
 from runs.models import NodeRun, Run, RunEvent
-from runs.services.runs import start_new_run
-from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
+from tests.specs import run_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 VALUE = "tok-7f3a9c1e5b"  # TRELLIS_SECRET_TEST_TOKEN in tests/settings.py
-
-
-def _start(user, nodes):
-    doc = {"name": f"sec-{uuid.uuid4().hex[:8]}", "dag": {"nodes": nodes}}
-    version, _ = save_workflow(doc, user)
-    return start_new_run(version, user)
 
 
 def _everything_stored(run: Run) -> str:
@@ -32,9 +23,8 @@ def _everything_stored(run: Run) -> str:
     return json.dumps(rows, default=str)
 
 
-def _everything_shown(run: Run, user) -> str:
-    client = Client()
-    client.force_login(user)
+def _everything_shown(run: Run, client) -> str:
+    """Every API and dashboard page about the run, as ``client`` sees it."""
     pages = [
         f"/api/v1/runs/{run.pk}/",
         f"/api/v1/runs/{run.pk}/events/",
@@ -49,7 +39,7 @@ def _everything_shown(run: Run, user) -> str:
 
 
 def test_a_secret_reaches_the_handler_but_no_output_event_page_or_row(
-    worker, user, json_server, django_user_model
+    worker, user, user_client, admin_client, json_server
 ):
     seen = []
 
@@ -58,7 +48,7 @@ def test_a_secret_reaches_the_handler_but_no_output_event_page_or_row(
         return 200, {"auth": request.headers.get("Authorization"), "note": "ok"}
 
     url = json_server.route("GET", "/whoami", handler=echo_headers)
-    run = _start(
+    run = run_spec(
         user,
         [
             {
@@ -88,21 +78,16 @@ def test_a_secret_reaches_the_handler_but_no_output_event_page_or_row(
     markdown = RunEvent.objects.get(run=run, kind="node.markdown")
     assert markdown.data == {"text": "k=[secret TEST_TOKEN]"}
     assert VALUE not in _everything_stored(run)
-    staff = django_user_model.objects.create_user("staff", password="x", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
-    shown = _everything_shown(run, user)
+    shown = _everything_shown(run, user_client)
     assert "[secret TEST_TOKEN]" in shown  # the dashboard shows the config with a placeholder
     assert VALUE not in shown
-    admin = Client()
-    admin.force_login(staff)
     for page in (f"/admin/runs/run/{run.pk}/change/", f"/admin/runs/noderun/{call.pk}/change/"):
-        body = admin.get(page).content.decode()
+        body = admin_client.get(page).content.decode()
         assert VALUE not in body, page
 
 
 def test_errors_that_quote_a_secret_are_redacted(worker, user):
-    run = _start(
+    run = run_spec(
         user,
         [
             {
@@ -123,7 +108,7 @@ def test_errors_that_quote_a_secret_are_redacted(worker, user):
 
 
 def test_a_missing_secret_fails_the_node_naming_it(worker, user):
-    run = _start(
+    run = run_spec(
         user,
         [
             {

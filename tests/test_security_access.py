@@ -152,17 +152,14 @@ def _unnamed(pattern: str) -> str:
 
 
 @pytest.fixture
-def world(user, other_user, django_user_model):
+def world(user, other_user, admin_user):
     version, _ = save_workflow(SPEC, user)
     run = create_run(version, user)
     session = Session.objects.create(owner=user, state={"count": 1})
-    staff = django_user_model.objects.create_user("root", password="root-password", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
     return {
         "user": user,
         "other": other_user,
-        "staff": staff,
+        "staff": admin_user,  # a superuser
         "run": run,
         "session": session,
         "values": {

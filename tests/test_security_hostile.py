@@ -9,7 +9,6 @@ cases point at addresses that nothing should answer on anyway).
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -19,16 +18,18 @@ from runs.models import NodeRun, Run, RunEvent, Session, Workflow, WorkflowVersi
 from runs.services.runs import start_new_run
 from runs.services.workflows import save_workflow
 from tests.conftest import wait_for_run
+from tests.specs import save, spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _node(node_id="a", handler="python", **config):
+    """A node of any handler with ``config`` as keywords (and no ``dependencies`` key)."""
     return {"id": node_id, "handler": handler, "config": config}
 
 
 def _spec(*nodes, **top):
-    return {"name": f"hostile-{uuid.uuid4().hex[:6]}", "dag": {"nodes": list(nodes)}, **top}
+    return spec(nodes, prefix="hostile", **top)
 
 
 def _http(url, **extra):
@@ -194,22 +195,18 @@ def _counts() -> dict[str, int]:
 
 
 @pytest.fixture
-def hostile_client(user, settings):
+def hostile_client(user, user_client, settings):
     settings.TRELLIS_EGRESS_ALLOW = []  # the tests' default allows 127.0.0.1
     settings.TRELLIS_MAX_NODES = 50
     settings.TRELLIS_MAX_SPEC_BYTES = 200_000
     settings.TRELLIS_MAX_TEMPLATE_LENGTH = 10_000
-    save_workflow(
-        {
-            "name": "target",
-            "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}},
-            "dag": {"nodes": [_node("a", function="echo")]},
-        },
+    save(
         user,
+        [_node("a", function="echo")],
+        name="target",
+        inputs={"type": "object", "properties": {"n": {"type": "integer"}}},
     )
-    client = Client()
-    client.force_login(user)
-    return client
+    return user_client
 
 
 def test_there_are_at_least_thirty_hostile_cases():

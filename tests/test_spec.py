@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from handlers import registry
-from handlers.registry import Handler
 from runs.rules.spec import (
     SpecError,
     apply_overrides,
@@ -18,51 +17,12 @@ from runs.rules.spec import (
     spec_hash,
     validate_spec,
 )
+from tests.specs import stand_in
 
-pytestmark = pytest.mark.unit
-
-# Stand-in handlers with known schemas, so these tests do not depend on the built-ins. They
-# are put in the registry only for the duration of each test (see ``stand_in_handlers``).
-
-
-class _Input(Handler):
-    name = "t_input"
-    config_schema = {"type": "object", "additionalProperties": False, "properties": {}}
-
-
-class _NeedsUrl(Handler):
-    name = "t_needs_url"
-    config_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["url"],
-        "properties": {
-            "url": {"type": "string", "minLength": 1},
-            "timeout": {"type": "number", "exclusiveMinimum": 0},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    }
-
-
-class _Python(Handler):
-    name = "t_python"
-    config_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["function"],
-        "properties": {"function": {"type": "string"}, "kwargs": {"type": "object"}},
-    }
-
-
-class _Any(Handler):
-    name = "t_any"
-    config_schema = {"type": "object"}
-
-
-@pytest.fixture(autouse=True)
-def stand_in_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cls in (_Input, _NeedsUrl, _Python, _Any):
-        monkeypatch.setitem(registry._handlers, cls.name, cls())
+# Stand-in handlers with known schemas (t_input, t_needs_url, t_python, t_any in
+# tests/specs.py), so these tests do not depend on the built-ins. They are put in the
+# registry only for the duration of each test (the ``stand_in_handlers`` fixture).
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("stand_in_handlers")]
 
 
 # The seed-004 example, verbatim from seeds/004_b829b90437810808.txt.
@@ -110,10 +70,13 @@ def builtins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make sure the seed-004 handler names exist (stand-ins only where a module is missing)."""
     for name, schema in _BUILTIN_STAND_INS.items():
         if name not in registry.handler_names():
-            stand_in = type(f"StandIn_{name}", (Handler,), {"config_schema": schema, "name": name})
-            monkeypatch.setitem(registry._handlers, name, stand_in())
+            monkeypatch.setitem(registry._handlers, name, stand_in(name, schema))
 
 
+# Local on purpose, not tests/specs.py: these build documents for the stand-ins (handler
+# ``t_any`` by default, no config, ``dependencies`` only when given) under the fixed name
+# "test", most of them at import time for the parametrized tables; the shared ``spec`` names
+# each document anew and puts the top-level keys after ``dag``.
 def node(node_id: str, handler: str = "t_any", *deps: str, **extra: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"id": node_id, "handler": handler, **extra}
     if deps:

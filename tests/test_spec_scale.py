@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from runs.rules.spec import parse_spec, validate_spec
-from tests.test_spec import spec, stand_in_handlers  # noqa: F401 - the autouse fixture
+from tests.specs import spec
+
+pytestmark = pytest.mark.usefixtures("stand_in_handlers")
 
 
 def _chain(count: int, *, skip: int = 1) -> dict[str, Any]:
@@ -25,7 +27,7 @@ def _chain(count: int, *, skip: int = 1) -> dict[str, Any]:
                 "config": {"function": "f", "kwargs": {"x": f"{{{{ {ref}.output.value }}}}"}},
             }
         )
-    return spec(*nodes)
+    return spec(nodes, name="test")
 
 
 @pytest.mark.parametrize("skip", [1, 3])

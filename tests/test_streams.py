@@ -15,12 +15,10 @@ from rest_framework.authtoken.models import Token
 
 from runs.engine.scheduler import create_run
 from runs.models import RunEvent
-from runs.services.workflows import save_workflow
 from runs.store.writes import record_event
 from runs.streams import EventCursor, run_finished_with
 from tests.conftest import wait_for_run
-from tests.test_control import create, start
-from tests.test_engine import py
+from tests.specs import create, py, save, start
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -75,9 +73,7 @@ SPEC_NODES = [
 
 def pending_run(owner):
     """A PENDING run (not triggered): events are added by hand, no worker needed."""
-    doc = {"name": f"ws-{uuid.uuid4().hex[:8]}", "dag": {"nodes": SPEC_NODES}}
-    version, _ = save_workflow(doc, owner)
-    return create_run(version, owner)
+    return create_run(save(owner, SPEC_NODES, prefix="ws"), owner)
 
 
 def log(run, n: int) -> list[int]:
@@ -152,10 +148,9 @@ async def async_log(run, n):
 
 
 @transactional
-def test_websocket_resume_after_disconnect_gets_exactly_the_missed_events(user, client):
+def test_websocket_resume_after_disconnect_gets_exactly_the_missed_events(user, user_client):
     run = pending_run(user)
-    client.force_login(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    cookie = f"sessionid={user_client.cookies['sessionid'].value}"
 
     async def scenario():
         comm = connect(f"/ws/runs/{run.pk}/", cookie=cookie)
@@ -293,10 +288,9 @@ def test_websocket_bad_after_is_refused(user):
 
 
 @transactional
-def test_run_list_socket_relays_only_the_users_runs(user, other_user, django_user_model):
+def test_run_list_socket_relays_only_the_users_runs(user, other_user, staff_user):
     token = Token.objects.create(user=user).key
-    staff = django_user_model.objects.create_user("carol", password="x", is_staff=True)
-    staff_token = Token.objects.create(user=staff).key
+    staff_token = Token.objects.create(user=staff_user).key
 
     async def scenario():
         from channels.db import database_sync_to_async
@@ -504,10 +498,9 @@ def test_sse_refuses_anonymous_other_users_and_bad_tokens(web_server, user, othe
 
 
 @transactional
-def test_sse_with_session_cookie(web_server, user, client):
+def test_sse_with_session_cookie(web_server, user, user_client):
     run = pending_run(user)
-    client.force_login(user)
-    cookies = {"sessionid": client.cookies["sessionid"].value}
+    cookies = {"sessionid": user_client.cookies["sessionid"].value}
     url = f"{web_server}/api/v1/runs/{run.pk}/stream/"
     with requests.get(url, cookies=cookies, stream=True, timeout=30) as response:
         assert response.status_code == 200
