@@ -30,10 +30,17 @@ def active_runs(workflow_id: int) -> int:
     return Run.objects.filter(workflow_version__workflow_id=workflow_id, status__in=ACTIVE).count()
 
 
+def lock(workflow_id: int) -> None:
+    """Inside a transaction: the workflow's admission lock. Whoever decides about a slot
+    (a run starting or waiting, an admission pass) holds it until commit, so an admission
+    pass always sees the run that decided to wait just before it."""
+    Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").get()
+
+
 def has_slot(run: Run, limit: int) -> bool:
     """Inside a transaction: lock the workflow and tell whether ``run`` may start now."""
     workflow_id = run.workflow_version.workflow_id
-    Workflow.objects.select_for_update().filter(pk=workflow_id).values_list("pk").get()
+    lock(workflow_id)
     return may_start(active_runs(workflow_id), limit)
 
 

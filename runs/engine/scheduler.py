@@ -521,10 +521,16 @@ def admit_waiting(workflow_id: int) -> int:
     """Start as many waiting runs of the workflow as its free slots allow; how many started."""
     started = 0
     while True:
-        run = admission.waiting_runs(workflow_id).select_related("workflow_version").first()
-        if run is None:
-            return started
-        if not start_run(run, overrides=run.overrides, params=run.params, admitting=True):
+        with transaction.atomic():
+            # Lock before looking: a run that is deciding to wait (it holds the lock) commits
+            # first and is seen here. Looking first could miss it and leave it waiting for
+            # the reconciler although this very run freed its slot.
+            admission.lock(workflow_id)
+            run = admission.waiting_runs(workflow_id).select_related("workflow_version").first()
+            if run is None:
+                return started
+            admitted = start_run(run, overrides=run.overrides, params=run.params, admitting=True)
+        if not admitted:
             # No slot (start_run left it waiting), or another process started or cancelled
             # it meanwhile: the first means stop, the second means try the next one.
             run.refresh_from_db(fields=["status", "waiting_since"])
