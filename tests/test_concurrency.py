@@ -63,12 +63,13 @@ def test_runs_over_the_limit_wait_in_order_and_all_complete(worker, user, user_c
 def test_reconciler_admits_a_waiting_run_whose_hook_was_missed(worker, user):
     from runs.engine.scheduler import admit_all
 
-    add = {
+    # Long enough that the first run still holds the slot when the second one starts.
+    nap = {
         "id": "a",
         "handler": "python",
-        "config": {"function": "add", "kwargs": {"a": 1, "b": 1}},
+        "config": {"function": "sleep", "kwargs": {"seconds": 1}},
     }
-    version = save(user, [add], prefix="limited", max_concurrent_runs=1)
+    version = save(user, [nap], prefix="limited", max_concurrent_runs=1)
     first = start_new_run(version, user)
     second = start_new_run(version, user)
     assert Run.objects.get(pk=second.pk).status == "PENDING"
