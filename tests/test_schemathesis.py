@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
 from tests.conftest import SUMMARY_LINES
 
@@ -35,6 +30,14 @@ def _error_shape(response: requests.Response, label: str) -> None:
 
 
 def test_generated_requests_never_get_a_server_error(web_server, user, request):
+    # Imported here: schemathesis and hypothesis take seconds to import, which every
+    # collection (`pytest -m unit` too) would otherwise pay.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+
     token = Token.objects.create(user=user).key
     headers = {"Authorization": f"Token {token}"}
     schema = schemathesis.openapi.from_url(f"{web_server}/api/schema/")
