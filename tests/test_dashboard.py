@@ -423,7 +423,7 @@ def test_static_assets_exist(user_client):
 
 
 @pytest.mark.django_db
-def test_dashboard_sends_the_api_shapes(logged_in, workflow, user):
+def test_dashboard_sends_the_api_shapes(user_client, workflow, user):
     """One shape per object (runs.services.shapes): the dashboard's rows and page data are the
     API's objects, or their documented subsets, never copies of their own."""
     from django.utils import timezone
@@ -437,23 +437,23 @@ def test_dashboard_sends_the_api_shapes(logged_in, workflow, user):
     Worker.objects.create(
         hostname="w@h", pid=1, queues=["default"], concurrency=2, started_at=now, last_seen=now
     )
-    api_run = logged_in.get(f"/api/v1/runs/{run.pk}/").json()
+    api_run = user_client.get(f"/api/v1/runs/{run.pk}/").json()
     row = {k: v for k, v in api_run.items() if k not in ("inputs", "params", "waiting")}
     for extra in ("nodes", "warnings", "result"):
         row.pop(extra)
-    assert logged_in.get(reverse("frontend:runs")).context["runs"] == [row]
-    page = logged_in.get(reverse("frontend:run", args=[run.pk]))
+    assert user_client.get(reverse("frontend:runs")).context["runs"] == [row]
+    page = user_client.get(reverse("frontend:run", args=[run.pk]))
     assert page.context["page_data"]["run"] == row
     assert page.context["page_data"]["nodes"] == {
         node["id"]: {k: v for k, v in node.items() if k not in ("output", "error", "attempts")}
         for node in api_run["nodes"]
     }
-    events = logged_in.get(f"/api/v1/runs/{run.pk}/events/").json()["results"]
+    events = user_client.get(f"/api/v1/runs/{run.pk}/events/").json()["results"]
     assert page.context["initial_events"] == events
-    workers = logged_in.get("/api/v1/workers/").json()["results"]
-    assert logged_in.get(reverse("frontend:workers")).context["workers"] == workers
-    sessions = logged_in.get("/api/v1/sessions/").json()["results"]
-    rows = logged_in.get(reverse("frontend:sessions")).context["sessions"]
+    workers = user_client.get("/api/v1/workers/").json()["results"]
+    assert user_client.get(reverse("frontend:workers")).context["workers"] == workers
+    sessions = user_client.get("/api/v1/sessions/").json()["results"]
+    rows = user_client.get(reverse("frontend:sessions")).context["sessions"]
     assert [
         {k: v for k, v in s.items() if k not in ("run_count", "active_runs")} for s in rows
     ] == (sessions)
