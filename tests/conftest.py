@@ -303,3 +303,15 @@ def _engine_test(request):
     yield
     for cache in caches:
         cache.cache_clear()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """``-m unit`` collects only the modules that hold unit tests: the others would be
+    imported (their assertions rewritten, their libraries loaded) only to be deselected."""
+    if (
+        config.getoption("markexpr", "") == "unit"
+        and collection_path.suffix == ".py"
+        and collection_path.name.startswith("test_")
+    ):
+        return "pytest.mark.unit" not in collection_path.read_text()
+    return None
