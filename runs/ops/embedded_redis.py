@@ -36,7 +36,10 @@ def _free_port() -> int:
 
 
 def _bindable(port: int) -> bool:
+    """Nothing listens on the port (one in TIME_WAIT after a server stopped is free: the
+    server binds with SO_REUSEADDR too)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
