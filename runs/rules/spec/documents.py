@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
+from ..config import setting
 from .checker import validate_spec
-from .model import SpecError, _clip, _Errors, _key_path, _setting
+from .model import SpecError, _clip, _Errors, _key_path
 
 __all__ = ["apply_overrides", "load_spec_text", "spec_hash"]
 
@@ -43,7 +44,7 @@ def load_spec_text(text: str | bytes) -> Any:
     Raises :class:`SpecError` (path ``$``) for text over ``TRELLIS_MAX_SPEC_BYTES``, invalid
     UTF-8, or a document that is neither JSON nor YAML.
     """
-    limit = int(_setting("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024))
+    limit = int(setting("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024))
 
     def fail(message: str) -> SpecError:
         return SpecError([{"path": "$", "message": _clip(message)}])

@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-
 __all__ = [
     "DEFAULT_KEYS",
     "MAX_BACKOFF",
@@ -55,13 +52,6 @@ MAX_RETRIES = 100
 MAX_BACKOFF = 3600.0
 
 _MAX_MESSAGE = 300
-
-
-def _setting(name: str, default: Any) -> Any:
-    try:
-        return getattr(settings, name, default)
-    except ImproperlyConfigured:  # settings not configured: pure use outside Django
-        return default
 
 
 # --------------------------------------------------------------------------- types

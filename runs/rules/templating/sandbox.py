@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from jinja2 import StrictUndefined
 from jinja2 import nodes as jnodes
 from jinja2.exceptions import SecurityError
 from jinja2.filters import do_center, do_format, do_indent, do_join, do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..config import setting
 
 __all__ = ["JINJA_GLOBALS", "RESERVED_NAMES", "TemplateError", "env"]
 
@@ -43,15 +43,8 @@ class TemplateError(Exception):
         self.source = source
 
 
-def _setting(name: str, default: Any) -> Any:
-    try:
-        return getattr(settings, name, default)
-    except ImproperlyConfigured:  # settings not configured: pure use outside Django
-        return default
-
-
 def _max_rendered() -> int:
-    return int(_setting("TRELLIS_MAX_RENDERED_BYTES", _DEFAULT_MAX_RENDERED))
+    return int(setting("TRELLIS_MAX_RENDERED_BYTES", _DEFAULT_MAX_RENDERED))
 
 
 # --------------------------------------------------------------------------- time bound
@@ -60,7 +53,7 @@ _clock = threading.local()  # .deadline: time.monotonic() after which rendering 
 
 
 def _max_seconds() -> float:
-    return float(_setting("TRELLIS_MAX_RENDER_SECONDS", _DEFAULT_MAX_SECONDS))
+    return float(setting("TRELLIS_MAX_RENDER_SECONDS", _DEFAULT_MAX_SECONDS))
 
 
 def _check_time() -> None:
