@@ -30,20 +30,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .engine.definitions import spec_for_version
 from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, Session, WorkflowVersion
 from .parsers import LimitedJSONParser
 from .rules.limits import PayloadTooLarge, json_size
+from .rules.seed import SEED_RUN_STATUS, SEED_STATES
 from .rules.spec import SpecError, load_spec_text, parse_spec, validate_spec
-from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition, RunState
-from .services import control
+from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition
+from .services import control, seed
 from .services.runs import (
     deliver_event,
     find_version,
     start_new_run,
-    submit_pending_run,
-    trigger_run,
     visible_runs,
     visible_sessions,
     visible_workflows,
@@ -527,84 +525,49 @@ class WorkerListView(APIView):
 # Seed-004 compatible routes
 
 
+SeedExecution = inline_serializer(
+    "SeedExecution",
+    {
+        "execution_id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=SEED_STATES),
+        "warnings": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
 class SeedSubmitView(APIView):
     parser_classes = SPEC_PARSERS
 
     @extend_schema(
         request=AnyObject,
-        responses={
-            200: inline_serializer(
-                "SeedExecution",
-                {"execution_id": serializers.UUIDField(), "status": serializers.CharField()},
-            )
-        },
+        responses={201: SeedExecution, 400: AnyObject},
         summary="seed-004: submit a workflow; returns a PENDING execution",
     )
     def post(self, request: Request) -> Response:
-        version, _ = save_workflow(_spec_body(request), request.user)
-        run = submit_pending_run(version, request.user)
-        return Response({"execution_id": str(run.pk), "status": run.status})
+        run, warnings = seed.submit(_spec_body(request), request.user)
+        body = {"execution_id": str(run.pk), "status": SEED_RUN_STATUS[run.status]}
+        return Response({**body, "warnings": warnings}, status=201)
 
 
 class SeedTriggerView(APIView):
     @extend_schema(
         request=AnyObject,
-        responses={200: AnyObject, 400: AnyObject, 409: AnyObject},
+        responses={202: SeedExecution, 400: AnyObject, 409: AnyObject},
         summary="seed-004: trigger an execution; the body overrides node configs by node id",
     )
     def post(self, request: Request, execution_id) -> Response:
-        run = trigger_run(_run_for(request, execution_id), request.data)
-        return Response({"execution_id": str(run.pk), "status": run.status})
+        run, warnings = seed.trigger(_run_for(request, execution_id), request.data)
+        body = {"execution_id": str(run.pk), "status": SEED_RUN_STATUS[run.status]}
+        return Response({**body, "warnings": warnings}, status=202)
 
 
 class SeedStatusView(APIView):
     @extend_schema(responses={200: AnyObject}, summary="seed-004: execution status")
     def get(self, request: Request, execution_id) -> Response:
-        run = _run_for(request, execution_id)
-        spec = spec_for_version(run.workflow_version_id)
-        nodes = {n.node_id: n for n in run.nodes.all()}
-        return Response(
-            {
-                "execution_id": str(run.pk),
-                "status": run.status,
-                "nodes": {
-                    node_id: {
-                        "state": nodes[node_id].state,
-                        "output": nodes[node_id].output
-                        if nodes[node_id].output is not None
-                        else {},
-                    }
-                    for node_id in spec.nodes
-                    if node_id in nodes
-                },
-            }
-        )
+        return Response(seed.status(_run_for(request, execution_id)))
 
 
 class SeedResultsView(APIView):
     @extend_schema(responses={200: AnyObject}, summary="seed-004: execution results")
     def get(self, request: Request, execution_id) -> Response:
-        run = _run_for(request, execution_id)
-        finished = run.status in RUN_FINISHED
-        final_status = {
-            RunState.COMPLETED: "workflow_completed",
-            RunState.FAILED: "workflow_failed",
-            RunState.CANCELLED: "workflow_cancelled",
-        }.get(run.status)
-        if finished:
-            results = {"final_status": final_status, "aggregated_results": run.result or {}}
-            message = "Results retrieved successfully."
-            if run.status != RunState.COMPLETED:
-                results["error"] = run.error
-        else:
-            results = None
-            message = f"Workflow is not finished yet (status {run.status})."
-        return Response(
-            {
-                "execution_id": str(run.pk),
-                "status": run.status,
-                "completed": run.status == RunState.COMPLETED,
-                "results": results,
-                "message": message,
-            }
-        )
+        return Response(seed.results(_run_for(request, execution_id)))

@@ -104,8 +104,8 @@ ACCESS: dict[str, list[Case]] = {
     # Prometheus: staff sessions or TRELLIS_METRICS_TOKEN only (tests/test_metrics.py)
     "runs:metrics": [Case("get", anon=ANON_API, other={403}, owner={403})],
     # seed-004
-    "runs:seed-submit": [Case("post", anon=ANON_API, other={403}, owner={200, 409}, body=SPEC)],
-    "runs:seed-trigger": [CONTROL],
+    "runs:seed-submit": [Case("post", anon=ANON_API, other={403}, owner={201}, body=SPEC)],
+    "runs:seed-trigger": [Case("post", anon=ANON_API, other=HIDDEN, owner={202, 409}, body={})],
     "runs:seed-status": [API_GET],
     "runs:seed-results": [Case("get", anon=ANON_API, other=HIDDEN, owner={200, 409})],
     # schema and docs are public (they describe the API, they hold no data)

@@ -185,31 +185,6 @@ def waiting_note(run: Run) -> str | None:
 
 
 # --------------------------------------------------------------------------------------
-# The seed-004 routes: submit a PENDING execution, trigger it later
-
-
-def submit_pending_run(version: WorkflowVersion, user) -> Run:
-    """A PENDING run of ``version`` that waits for :func:`trigger_run`."""
-    return create_run(version, user)
-
-
-def trigger_run(run: Run, overrides: Any) -> Run:
-    """Start a PENDING run, ``overrides`` replacing node configs by node id (checked against
-    the spec first). ``InvalidTransition`` when the run is not PENDING any more."""
-    overrides = overrides if overrides not in (None, "") else {}
-    if not isinstance(overrides, dict):
-        raise SpecError([{"path": "$", "message": "the body must be an object of node ids"}])
-    if overrides:
-        apply_overrides(run.workflow_version.spec, overrides)
-    if run.status != RunState.PENDING:
-        raise InvalidTransition("run", run.status, RunState.RUNNING)
-    if not start_run(run, overrides=overrides, params=overrides):
-        run.refresh_from_db(fields=["status"])
-        raise InvalidTransition("run", run.status, RunState.RUNNING)
-    return run
-
-
-# --------------------------------------------------------------------------------------
 # Reading a node as its handler sees it
 
 
