@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "runs.middleware.json_errors",  # outermost: sees every error under the API's paths
     "django.middleware.security.SecurityMiddleware",
     "runs.middleware.request_size_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -289,6 +290,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SECURE_SSL_REDIRECT = env_bool("TRELLIS_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$"]  # probes speak plain HTTP to the pod
 SECURE_HSTS_SECONDS = env_int("TRELLIS_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TRELLIS_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("TRELLIS_HSTS_PRELOAD", False)

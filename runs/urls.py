@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, metrics, streams
+from . import api, metrics, probes, streams
 
 app_name = "runs"
 
@@ -35,6 +35,8 @@ urlpatterns = [
     path("api/v1/sessions/<uuid:session_id>/", api.SessionDetailView.as_view(), name="session"),
     path("api/v1/workers/", api.WorkerListView.as_view(), name="workers"),
     re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
+    path("health", probes.health, name="health"),
+    path("ready", probes.ready, name="ready"),
     # seed-004 compatibility (paths exactly as documented; a trailing slash is tolerated)
     re_path(r"^workflow/?$", api.SeedSubmitView.as_view(), name="seed-submit"),
     re_path(

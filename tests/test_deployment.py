@@ -64,6 +64,16 @@ def test_each_long_running_service_has_a_healthcheck(compose):
         assert not check.get("disable"), name
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_web_healthcheck_probes_readiness_and_passes_on_a_live_server(compose, web_server):
+    command = compose["services"]["web"]["healthcheck"]["test"]
+    assert command[:3] == ["CMD", "python", "-c"]
+    assert "http://127.0.0.1:8000/ready" in command[3]
+    script = command[3].replace("http://127.0.0.1:8000", web_server)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr.decode()
+
+
 def test_migrate_completes_before_the_processes_start(compose):
     services = compose["services"]
     for name in ("web", "worker", "beat"):

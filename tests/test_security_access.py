@@ -108,6 +108,9 @@ ACCESS: dict[str, list[Case]] = {
     "runs:seed-trigger": [Case("post", anon=ANON_API, other=HIDDEN, owner={202, 409}, body={})],
     "runs:seed-status": [API_GET],
     "runs:seed-results": [Case("get", anon=ANON_API, other=HIDDEN, owner={200, 409})],
+    # probes: no credentials, no data (tests/test_probes_and_errors.py)
+    "runs:health": [Case("get", anon={200}, other={200}, owner={200})],
+    "runs:ready": [Case("get", anon={200}, other={200}, owner={200})],
     # schema and docs are public (they describe the API, they hold no data)
     "schema": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],
     "docs": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],

@@ -69,6 +69,22 @@ KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 
 
+def _broker_client(timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+def broker_ping(timeout: float = 1.0) -> None:
+    """Return when the broker's Redis answers a PING within ``timeout`` seconds; raise
+    ``redis.RedisError`` (or ``OSError``) when it does not."""
+    client = _broker_client(timeout)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def queue_depths(queues: Iterable[str]) -> dict[str, int]:
     """Messages waiting in each queue: LLEN of its Redis lists (one per priority step),
     under the broker's ``global_keyprefix``, in one pipelined round trip."""
@@ -76,9 +92,7 @@ def queue_depths(queues: Iterable[str]) -> dict[str, int]:
     prefix = options.get("global_keyprefix") or ""
     steps = tuple(options.get("priority_steps") or KOMBU_PRIORITY_STEPS)
     ordered = sorted(queues)
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
-    )
+    client = _broker_client(timeout=2)
     try:
         with client.pipeline(transaction=False) as pipe:
             for queue in ordered:
