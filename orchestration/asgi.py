@@ -20,7 +20,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from runs.consumers import websocket_urlpatterns  # noqa: E402
+from runs.routing import websocket_urlpatterns  # noqa: E402
 from runs.web import TokenAuthMiddleware  # noqa: E402
 
 # daphne does not serve static files (STACK.md, trap 5); the dashboard needs its CSS and JS.

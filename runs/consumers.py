@@ -29,7 +29,6 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.urls import path
 
 from .models import Run, RunEvent
 from .services.runs import visible_runs
@@ -214,9 +213,3 @@ class RunListConsumer(StreamConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(RUN_LIST_GROUP, self.channel_name)
-
-
-websocket_urlpatterns = [
-    path("ws/runs/", RunListConsumer.as_asgi()),
-    path("ws/runs/<uuid:run_id>/", RunEventsConsumer.as_asgi()),
-]

@@ -1,4 +1,5 @@
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import api, metrics, probes, streams
 
@@ -34,6 +35,9 @@ urlpatterns = [
     path("api/v1/sessions/", api.SessionListView.as_view(), name="sessions"),
     path("api/v1/sessions/<uuid:session_id>/", api.SessionDetailView.as_view(), name="session"),
     path("api/v1/workers/", api.WorkerListView.as_view(), name="workers"),
+    # the OpenAPI document and Swagger UI (assets from drf_spectacular_sidecar, no CDN)
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="runs:schema"), name="docs"),
     re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
     path("health", probes.health, name="health"),
     path("ready", probes.ready, name="ready"),

@@ -17,9 +17,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
-from runs.consumers import websocket_urlpatterns
 from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, Session
+from runs.routing import websocket_urlpatterns
 from runs.services.workflows import save_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,8 +112,8 @@ ACCESS: dict[str, list[Case]] = {
     "runs:health": [Case("get", anon={200}, other={200}, owner={200})],
     "runs:ready": [Case("get", anon={200}, other={200}, owner={200})],
     # schema and docs are public (they describe the API, they hold no data)
-    "schema": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],
-    "docs": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],
+    "runs:schema": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],
+    "runs:docs": [Case("get", anon=PUBLIC, other=PUBLIC, owner=PUBLIC)],
     # dashboard
     "frontend:home": [Case("get", anon={302}, other={302}, owner={302})],
     "frontend:favicon": [Case("get", anon={302}, other={302}, owner={302})],
