@@ -9,6 +9,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from runs.ops.embedded_redis import embedded_url
+from runs.rules.config import KNOBS
 
 from .env import (
     env_bool,
@@ -22,6 +23,21 @@ from .env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def knob(name: str):
+    """A Trellis knob from the environment, with runs.rules.config's default and minimum."""
+    spec = KNOBS[name]
+    if isinstance(spec.default, bool):
+        return env_bool(name, spec.default)
+    if isinstance(spec.default, int):
+        return env_int(name, spec.default, minimum=spec.minimum)
+    if isinstance(spec.default, float):
+        return env_float(name, spec.default, minimum=spec.minimum)
+    if isinstance(spec.default, list):
+        return env_list(name, spec.default)
+    return env_str(name, spec.default)
+
 
 DEBUG = env_bool("DEBUG", True)
 _DEV_SECRET = "trellis-dev-secret-key-not-for-production-use-0123456789abcdef"
@@ -158,7 +174,7 @@ CACHES = {
 }
 
 # --- Celery (read by orchestration/celery.py through the CELERY_ namespace) ------------
-TRELLIS_MAX_NODE_TIMEOUT = env_int("TRELLIS_MAX_NODE_TIMEOUT", 3600, minimum=1)
+TRELLIS_MAX_NODE_TIMEOUT = knob("TRELLIS_MAX_NODE_TIMEOUT")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL  # only chords of map items keep results here
 CELERY_RESULT_EXPIRES = 24 * 3600
@@ -189,54 +205,49 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- Engine knobs ---------------------------------------------------------------------
-TRELLIS_MAX_NODES = env_int("TRELLIS_MAX_NODES", 10000, minimum=1)
-TRELLIS_MAX_SPEC_BYTES = env_int("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024, minimum=1024)
-TRELLIS_MAX_TEMPLATE_LENGTH = env_int("TRELLIS_MAX_TEMPLATE_LENGTH", 10000, minimum=10)
-TRELLIS_MAX_RENDERED_BYTES = env_int("TRELLIS_MAX_RENDERED_BYTES", 1_000_000, minimum=1024)
-TRELLIS_MAX_RENDER_SECONDS = env_float("TRELLIS_MAX_RENDER_SECONDS", 2.0, minimum=0.01)
-TRELLIS_MAX_MAP_ITEMS = env_int("TRELLIS_MAX_MAP_ITEMS", 1000, minimum=1)
-TRELLIS_MAX_EVENT_BYTES = env_int("TRELLIS_MAX_EVENT_BYTES", 256 * 1024, minimum=256)
-TRELLIS_MAX_JSON_DEPTH = env_int("TRELLIS_MAX_JSON_DEPTH", 64, minimum=4)
-TRELLIS_MAX_OUTPUT_BYTES = env_int("TRELLIS_MAX_OUTPUT_BYTES", 5 * 1024 * 1024, minimum=1024)
-TRELLIS_DEFAULT_NODE_TIMEOUT = env_int("TRELLIS_DEFAULT_NODE_TIMEOUT", 300, minimum=1)
-TRELLIS_DEFAULT_RETRIES = env_int("TRELLIS_DEFAULT_RETRIES", 0, minimum=0)
-TRELLIS_DEFAULT_BACKOFF = env_float("TRELLIS_DEFAULT_BACKOFF", 1.0, minimum=0)
-TRELLIS_MAX_BACKOFF = env_float("TRELLIS_MAX_BACKOFF", 300.0, minimum=0)
-TRELLIS_LLM_BASE_URL = env_str("TRELLIS_LLM_BASE_URL", "")
-TRELLIS_LLM_API_KEY = env_str("TRELLIS_LLM_API_KEY", "")
-TRELLIS_LLM_MODEL = env_str("TRELLIS_LLM_MODEL", "")
-TRELLIS_EGRESS_ALLOW = env_list("TRELLIS_EGRESS_ALLOW", [])
+TRELLIS_MAX_NODES = knob("TRELLIS_MAX_NODES")
+TRELLIS_MAX_SPEC_BYTES = knob("TRELLIS_MAX_SPEC_BYTES")
+TRELLIS_MAX_TEMPLATE_LENGTH = knob("TRELLIS_MAX_TEMPLATE_LENGTH")
+TRELLIS_MAX_RENDERED_BYTES = knob("TRELLIS_MAX_RENDERED_BYTES")
+TRELLIS_MAX_RENDER_SECONDS = knob("TRELLIS_MAX_RENDER_SECONDS")
+TRELLIS_MAX_MAP_ITEMS = knob("TRELLIS_MAX_MAP_ITEMS")
+TRELLIS_MAX_EVENT_BYTES = knob("TRELLIS_MAX_EVENT_BYTES")
+TRELLIS_MAX_JSON_DEPTH = knob("TRELLIS_MAX_JSON_DEPTH")
+TRELLIS_MAX_OUTPUT_BYTES = knob("TRELLIS_MAX_OUTPUT_BYTES")
+TRELLIS_DEFAULT_NODE_TIMEOUT = knob("TRELLIS_DEFAULT_NODE_TIMEOUT")
+TRELLIS_DEFAULT_RETRIES = knob("TRELLIS_DEFAULT_RETRIES")
+TRELLIS_DEFAULT_BACKOFF = knob("TRELLIS_DEFAULT_BACKOFF")
+TRELLIS_MAX_BACKOFF = knob("TRELLIS_MAX_BACKOFF")
+TRELLIS_LLM_BASE_URL = knob("TRELLIS_LLM_BASE_URL")
+TRELLIS_LLM_API_KEY = knob("TRELLIS_LLM_API_KEY")
+TRELLIS_LLM_MODEL = knob("TRELLIS_LLM_MODEL")
+TRELLIS_EGRESS_ALLOW = knob("TRELLIS_EGRESS_ALLOW")
 TRELLIS_EXAMPLES_DIR = Path(env_str("TRELLIS_EXAMPLES_DIR", str(BASE_DIR / "examples")))
 
-TRELLIS_HEARTBEAT_SECONDS = env_float("TRELLIS_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
-TRELLIS_WORKER_DEAD_AFTER = env_float("TRELLIS_WORKER_DEAD_AFTER", 30.0, minimum=0.5)
-TRELLIS_RECONCILE_SECONDS = env_float("TRELLIS_RECONCILE_SECONDS", 5.0, minimum=0.5)
-TRELLIS_RESEND_QUEUED_AFTER = env_float("TRELLIS_RESEND_QUEUED_AFTER", 120.0, minimum=1)
+TRELLIS_HEARTBEAT_SECONDS = knob("TRELLIS_HEARTBEAT_SECONDS")
+TRELLIS_WORKER_DEAD_AFTER = knob("TRELLIS_WORKER_DEAD_AFTER")
+TRELLIS_RECONCILE_SECONDS = knob("TRELLIS_RECONCILE_SECONDS")
+TRELLIS_RESEND_QUEUED_AFTER = knob("TRELLIS_RESEND_QUEUED_AFTER")
 TRELLIS_QUEUE_LIMITS = env_limits("TRELLIS_QUEUE_LIMITS")
-TRELLIS_QUEUE_RETRY_SECONDS = env_float("TRELLIS_QUEUE_RETRY_SECONDS", 1.0, minimum=0.05)
-TRELLIS_SHUTDOWN_GRACE = env_float("TRELLIS_SHUTDOWN_GRACE", 25.0, minimum=0)
-TRELLIS_LOST_ATTEMPTS = env_int("TRELLIS_LOST_ATTEMPTS", 3, minimum=0)
+TRELLIS_QUEUE_RETRY_SECONDS = knob("TRELLIS_QUEUE_RETRY_SECONDS")
+TRELLIS_SHUTDOWN_GRACE = knob("TRELLIS_SHUTDOWN_GRACE")
+TRELLIS_LOST_ATTEMPTS = knob("TRELLIS_LOST_ATTEMPTS")
 # How long a worker process keeps a database connection across tasks (CONN_MAX_AGE for the
 # worker only: daphne serves ASGI, where Django advises against persistent connections).
-TRELLIS_WORKER_DB_MAX_AGE = env_int("TRELLIS_WORKER_DB_MAX_AGE", 300, minimum=0)
+TRELLIS_WORKER_DB_MAX_AGE = knob("TRELLIS_WORKER_DB_MAX_AGE")
 # Event streams (WebSocket and SSE): a comment line after this many idle seconds keeps proxies
 # from closing an SSE stream; an idle stream re-reads the event table this often, in case a
 # channel-layer notification was lost (Redis restarted, a full channel).
-TRELLIS_STREAM_HEARTBEAT_SECONDS = env_float("TRELLIS_STREAM_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
-TRELLIS_STREAM_RECHECK_SECONDS = env_float("TRELLIS_STREAM_RECHECK_SECONDS", 5.0, minimum=0.05)
+TRELLIS_STREAM_HEARTBEAT_SECONDS = knob("TRELLIS_STREAM_HEARTBEAT_SECONDS")
+TRELLIS_STREAM_RECHECK_SECONDS = knob("TRELLIS_STREAM_RECHECK_SECONDS")
 # daphne serves no static files (STACK.md, trap 5): the dashboard's CSS and JS are served by
 # the ASGI app unless a proxy or WhiteNoise does it (then set this to false).
-TRELLIS_SERVE_STATIC = env_bool("TRELLIS_SERVE_STATIC", True)
+TRELLIS_SERVE_STATIC = knob("TRELLIS_SERVE_STATIC")
 # /metrics answers a staff session, or `Authorization: Bearer <this>` when it is set.
-TRELLIS_METRICS_TOKEN = env_str("TRELLIS_METRICS_TOKEN", "")
-CELERY_BEAT_SCHEDULE = {
-    "trellis-reconcile": {"task": "trellis.reconcile", "schedule": TRELLIS_RECONCILE_SECONDS},
-}
-# Retention: with a number of days, beat deletes finished runs older than that every hour
-# (manage.py purge_runs does the same by hand). 0, the default, keeps everything.
-TRELLIS_RETENTION_DAYS = env_int("TRELLIS_RETENTION_DAYS", 0, minimum=0)
-if TRELLIS_RETENTION_DAYS:
-    CELERY_BEAT_SCHEDULE["trellis-purge-runs"] = {"task": "trellis.purge_runs", "schedule": 3600.0}
+TRELLIS_METRICS_TOKEN = knob("TRELLIS_METRICS_TOKEN")
+# The reconciler's and retention's periodic tasks are registered by runs.tasks on the Celery
+# app itself (a host project's beat gets them too).
+TRELLIS_RETENTION_DAYS = knob("TRELLIS_RETENTION_DAYS")
 
 # --- Auth, API ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -20,11 +20,14 @@ from django.db import DataError
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -109,6 +112,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+class TrellisAPIView(APIView):
+    """Every API view's base: Trellis's authentication, permissions, parser, error shape and
+    schema, set here rather than read from ``REST_FRAMEWORK``, so a host project's DRF
+    defaults (say, ``AllowAny``) never loosen or reshape Trellis's API. Throttles stay the
+    project's (the standalone stack sets them from ``TRELLIS_THROTTLE_*``)."""
+
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [LimitedJSONParser]
+    schema = AutoSchema()
+
+    def get_exception_handler(self):
+        return exception_handler
+
+
 class SpecParser(BaseParser):
     """Workflow specs as YAML (JSON bodies go through the JSON parser)."""
 
@@ -170,7 +188,7 @@ class RunPagination(CursorPagination):
     max_page_size = 500
 
 
-class WorkflowListView(APIView):
+class WorkflowListView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
 
     @extend_schema(
@@ -213,7 +231,7 @@ def _spec_body(request: Request) -> Any:
     return data
 
 
-class WorkflowValidateView(APIView):
+class WorkflowValidateView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
 
     @extend_schema(request=AnyObject, responses={200: AnyObject}, summary="Validate a spec")
@@ -224,7 +242,7 @@ class WorkflowValidateView(APIView):
         return Response({"valid": not errors, "errors": errors, "plan": plan})
 
 
-class WorkflowDetailView(APIView):
+class WorkflowDetailView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="A workflow and its latest version")
     def get(self, request: Request, name: str) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
@@ -233,7 +251,7 @@ class WorkflowDetailView(APIView):
         return Response(data)
 
 
-class WorkflowVersionsView(APIView):
+class WorkflowVersionsView(TrellisAPIView):
     @extend_schema(
         responses={200: AnyObject},
         summary="Versions of a workflow",
@@ -245,7 +263,7 @@ class WorkflowVersionsView(APIView):
         return Response({"results": [version_view(v, spec=False) for v in versions]})
 
 
-class WorkflowVersionView(APIView):
+class WorkflowVersionView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="One version of a workflow")
     def get(self, request: Request, name: str, number: int) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
@@ -267,7 +285,7 @@ class RunStartSerializer(serializers.Serializer):
     timeout = serializers.FloatField(required=False, default=30.0, min_value=0, max_value=300)
 
 
-class RunListView(APIView):
+class RunListView(TrellisAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=list(RUN_STATES)),
@@ -382,13 +400,13 @@ def _run_for(request: Request, run_id) -> Run:
     return visible_runs(request.user).select_related("owner").get(pk=run_id)
 
 
-class RunDetailView(APIView):
+class RunDetailView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="A run with its nodes")
     def get(self, request: Request, run_id) -> Response:
         return Response(run_view(_run_for(request, run_id), nodes=True))
 
 
-class RunResultsView(APIView):
+class RunResultsView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="A run's result")
     def get(self, request: Request, run_id) -> Response:
         run = _run_for(request, run_id)
@@ -408,7 +426,7 @@ class EventSerializer(serializers.Serializer):
     data = serializers.JSONField(required=False, default=dict)
 
 
-class RunEventsView(APIView):
+class RunEventsView(TrellisAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
         responses={200: AnyObject},
@@ -445,7 +463,7 @@ class RunEventsView(APIView):
         return Response({"node": node.node_id, "state": node.state}, status=201)
 
 
-class RunControlView(APIView):
+class RunControlView(TrellisAPIView):
     """POST /api/v1/runs/{id}/<action>/: pause, resume, cancel, retry (409 when illegal)."""
 
     action = ""
@@ -466,7 +484,7 @@ class SessionSerializer(serializers.Serializer):
     state = serializers.DictField(required=False, default=dict)
 
 
-class SessionListView(APIView):
+class SessionListView(TrellisAPIView):
     @extend_schema(
         responses={200: AnyObject}, summary="List sessions", operation_id="sessions_list"
     )
@@ -492,7 +510,7 @@ class SessionPatchSerializer(serializers.Serializer):
     )
 
 
-class SessionDetailView(APIView):
+class SessionDetailView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="A session and its state")
     def get(self, request: Request, session_id) -> Response:
         return Response(session_view(visible_sessions(request.user).get(pk=session_id)))
@@ -515,7 +533,7 @@ class SessionDetailView(APIView):
         return Response(session_view(visible_sessions(request.user).get(pk=session.pk)))
 
 
-class WorkerListView(APIView):
+class WorkerListView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
     def get(self, request: Request) -> Response:
         return Response({"results": worker_views(), "queue_limits": queue_usage()})
@@ -535,7 +553,7 @@ SeedExecution = inline_serializer(
 )
 
 
-class SeedSubmitView(APIView):
+class SeedSubmitView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
 
     @extend_schema(
@@ -549,7 +567,7 @@ class SeedSubmitView(APIView):
         return Response({**body, "warnings": warnings}, status=201)
 
 
-class SeedTriggerView(APIView):
+class SeedTriggerView(TrellisAPIView):
     @extend_schema(
         request=AnyObject,
         responses={202: SeedExecution, 400: AnyObject, 409: AnyObject},
@@ -561,13 +579,13 @@ class SeedTriggerView(APIView):
         return Response({**body, "warnings": warnings}, status=202)
 
 
-class SeedStatusView(APIView):
+class SeedStatusView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="seed-004: execution status")
     def get(self, request: Request, execution_id) -> Response:
         return Response(seed.status(_run_for(request, execution_id)))
 
 
-class SeedResultsView(APIView):
+class SeedResultsView(TrellisAPIView):
     @extend_schema(responses={200: AnyObject}, summary="seed-004: execution results")
     def get(self, request: Request, execution_id) -> Response:
         return Response(seed.results(_run_for(request, execution_id)))

@@ -1,6 +1,16 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+
+from .checks import check_setup
+from .rules.config import apply_defaults
 
 
 class RunsConfig(AppConfig):
     name = "runs"
     verbose_name = "Trellis runs"
+
+    def ready(self) -> None:
+        # A host project sets only the knobs it changes (runs.rules.config.KNOBS).
+        apply_defaults(settings)
+        checks.register(check_setup)

@@ -12,7 +12,7 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
-from celery import chord, shared_task
+from celery import chord, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -36,6 +36,7 @@ from .engine.scope import scope_for
 from .engine.secrets import Secrets
 from .logcontext import bind_log_context, in_own_log_context
 from .models import NodeRun, Run, Workflow
+from .ops.kombu_fix import patch_kombu_detached_channel
 from .rules import templating
 from .rules.limits import clip_event_data
 from .rules.spec import SpecError
@@ -45,6 +46,14 @@ from .services.sessions import session_state, update_session
 from .store.writes import now, record_event
 
 logger = logging.getLogger(__name__)
+
+# Set on the tasks themselves, so a host project's Celery app runs them as the standalone one
+# does whatever its own defaults: a message is acknowledged only after its node's outcome is
+# recorded, and one whose worker process died is delivered again (the dispatch token makes a
+# second delivery harmless). No result is stored; the database holds the outcome.
+DURABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+patch_kombu_detached_channel()  # every worker imports this module at start
 N = NodeState
 
 
@@ -159,7 +168,7 @@ class _Execution:
         return _checked_output(self.secrets.redact(output))
 
 
-@shared_task(bind=True, name="trellis.execute_node", ignore_result=True)
+@shared_task(bind=True, name="trellis.execute_node", **DURABLE)
 @in_own_log_context  # the run and node bound below label its log lines, until it returns
 def execute_node(self, node_pk: int, token: str) -> None:
     """Claim a queued node, run its handler, record the outcome and queue what became ready."""
@@ -275,7 +284,7 @@ def _start_map(execution: _Execution, token: str, items: Any) -> bool:
     return True
 
 
-@shared_task(name="trellis.run_map_item", ignore_result=False)
+@shared_task(name="trellis.run_map_item", **{**DURABLE, "ignore_result": False})
 def run_map_item(node_pk: int, token: str, index: int, item: Any) -> dict[str, Any]:
     """One item of a map node. Never raises: the chord callback decides from the results."""
     node = NodeRun.objects.filter(pk=node_pk, state=N.RUNNING, dispatch_token=token).first()
@@ -296,7 +305,7 @@ def run_map_item(node_pk: int, token: str, index: int, item: Any) -> dict[str, A
         return {"error": failure.error, "retryable": failure.retryable}
 
 
-@shared_task(name="trellis.finish_map", ignore_result=True)
+@shared_task(name="trellis.finish_map", **DURABLE)
 def finish_map(results: list[dict[str, Any]], node_pk: int, token: str) -> None:
     node = NodeRun.objects.filter(pk=node_pk, state=N.RUNNING, dispatch_token=token).first()
     if node is None:
@@ -320,13 +329,13 @@ def finish_map(results: list[dict[str, Any]], node_pk: int, token: str) -> None:
     finish_node(node, N.COMPLETED, token=token, output=output)
 
 
-@shared_task(name="trellis.expire_wait", ignore_result=True)
+@shared_task(name="trellis.expire_wait", **DURABLE)
 def expire_wait(node_pk: int, token: str) -> None:
     """A WAITING node's timeout has passed: fail it (nothing happens if it was settled)."""
     expire_waiting(node_pk, token)
 
 
-@shared_task(name="trellis.send_due_retry", ignore_result=True)
+@shared_task(name="trellis.send_due_retry", **DURABLE)
 def send_due_retry(node_pk: int, token: str) -> None:
     """The backoff of a RETRYING node has passed: queue it again."""
     requeue_retry(node_pk, token)
@@ -341,7 +350,7 @@ def reconcile_task() -> dict[str, int]:
     return counts
 
 
-@shared_task(name="trellis.start_scheduled_run", ignore_result=True)
+@shared_task(name="trellis.start_scheduled_run", **DURABLE)
 def start_scheduled_run(workflow_name: str) -> str | None:
     """Beat fires a workflow's cron schedule: start a run of its latest version with the
     spec's default inputs, owned by the workflow's owner."""
@@ -367,3 +376,33 @@ def purge_runs_task() -> dict[str, int]:
     if counts.runs:
         logger.info("retention: deleted %s in %d batches", counts, counts.batches)
     return {"runs": counts.runs, "nodes": counts.nodes, "events": counts.events}
+
+
+def periodic_tasks() -> dict[str, dict[str, Any]]:
+    """The beat entries Trellis needs: the reconciler every ``TRELLIS_RECONCILE_SECONDS``, and
+    retention hourly when ``TRELLIS_RETENTION_DAYS`` is set."""
+    entries = {
+        "trellis-reconcile": {
+            "task": "trellis.reconcile",
+            "schedule": float(settings.TRELLIS_RECONCILE_SECONDS),
+        }
+    }
+    if settings.TRELLIS_RETENTION_DAYS:
+        entries["trellis-purge-runs"] = {"task": "trellis.purge_runs", "schedule": 3600.0}
+    return entries
+
+
+def _register_periodic_tasks(sender=None, **kwargs) -> None:
+    """Add :func:`periodic_tasks` to the app's beat schedule, unless the project's own
+    schedule has an entry of that name."""
+    schedule = current_app.conf.beat_schedule
+    for name, entry in periodic_tasks().items():
+        schedule.setdefault(name, entry)
+
+
+# Beat imports this module (autodiscovery) before it builds its scheduler, which reads the
+# app's beat_schedule; so the host's beat runs the reconciler without a schedule of its own.
+if current_app.configured:
+    _register_periodic_tasks()
+else:
+    current_app.on_after_configure.connect(_register_periodic_tasks, weak=False)

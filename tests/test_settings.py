@@ -71,8 +71,9 @@ def test_good_values_load(tmp_path):
 
 def _beat_schedule(tmp_path, **env) -> list[str]:
     code = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        "print(json.dumps(sorted(settings.CELERY_BEAT_SCHEDULE)))"
+        "import json, django; django.setup(); from orchestration.celery import app; "
+        "app.loader.import_default_modules(); "  # what beat does before it builds its scheduler
+        "print(json.dumps(sorted(app.conf.beat_schedule)))"
     )
     environment = {
         **{k: v for k, v in os.environ.items() if k != "TRELLIS_RETENTION_DAYS"},

@@ -20,7 +20,7 @@ from jsonschema.exceptions import SchemaError
 from handlers.registry import get_handler, handler_names
 
 from .. import templating
-from ..config import setting
+from ..config import default_queue, setting
 from ..templating import RESERVED_NAMES
 from .model import (
     DEFAULT_KEYS,
@@ -134,7 +134,7 @@ def _check_option(key: str, value: Any, path: str, errors: _Errors) -> None:
         if not _is_number(value) or not 0 <= value <= MAX_BACKOFF:
             errors.add(path, f"'backoff' must be a number of seconds from 0 to {MAX_BACKOFF:g}.")
     elif key == "timeout":
-        limit = setting("TRELLIS_MAX_NODE_TIMEOUT", 3600)
+        limit = setting("TRELLIS_MAX_NODE_TIMEOUT")
         if not _is_number(value) or not 0 < value <= limit:
             errors.add(path, f"'timeout' must be a number of seconds above 0 and at most {limit}.")
     elif key == "queue":
@@ -253,7 +253,7 @@ class _Checker:
         self.validators: dict[str, Draft202012Validator | None] = {}
         self.valid_shapes: set[tuple[str, str]] = set()  # (handler, config shape) known valid
         self.handlers = set(handler_names())
-        self.max_template = int(setting("TRELLIS_MAX_TEMPLATE_LENGTH", 10_000))
+        self.max_template = int(setting("TRELLIS_MAX_TEMPLATE_LENGTH"))
 
     # -- driver
 
@@ -294,7 +294,7 @@ class _Checker:
         if not isinstance(node_list, list) or not node_list:
             self.errors.add("$.dag.nodes", "'dag.nodes' must be a non-empty list of nodes.")
             return None
-        limit = int(setting("TRELLIS_MAX_NODES", 10_000))
+        limit = int(setting("TRELLIS_MAX_NODES"))
         if len(node_list) > limit:
             self.errors.add(
                 "$.dag.nodes",
@@ -638,10 +638,10 @@ def parse_spec(doc: Any) -> WorkflowSpec:
     assert checked.graph is not None
     defaults = {k: v for k, v in (doc.get("defaults") or {}).items() if v is not None}
     fallback = {
-        "retries": int(setting("TRELLIS_DEFAULT_RETRIES", 0)),
-        "backoff": float(setting("TRELLIS_DEFAULT_BACKOFF", 1.0)),
-        "timeout": float(setting("TRELLIS_DEFAULT_NODE_TIMEOUT", 300)),
-        "queue": "default",
+        "retries": int(setting("TRELLIS_DEFAULT_RETRIES")),
+        "backoff": float(setting("TRELLIS_DEFAULT_BACKOFF")),
+        "timeout": float(setting("TRELLIS_DEFAULT_NODE_TIMEOUT")),
+        "queue": default_queue(),
         "trigger_rule": "all_success",
     }
 

@@ -44,7 +44,7 @@ def load_spec_text(text: str | bytes) -> Any:
     Raises :class:`SpecError` (path ``$``) for text over ``TRELLIS_MAX_SPEC_BYTES``, invalid
     UTF-8, or a document that is neither JSON nor YAML.
     """
-    limit = int(setting("TRELLIS_MAX_SPEC_BYTES", 5 * 1024 * 1024))
+    limit = int(setting("TRELLIS_MAX_SPEC_BYTES"))
 
     def fail(message: str) -> SpecError:
         return SpecError([{"path": "$", "message": _clip(message)}])

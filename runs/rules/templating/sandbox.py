@@ -29,8 +29,6 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     {"inputs", "params", "run", "session", "item", "index", "nodes", "secrets"}
 )
 
-_DEFAULT_MAX_RENDERED = 1_000_000
-_DEFAULT_MAX_SECONDS = 2.0
 _CACHE_SIZE = 4096  # compiled Jinja templates and expressions
 
 
@@ -44,7 +42,7 @@ class TemplateError(Exception):
 
 
 def _max_rendered() -> int:
-    return int(setting("TRELLIS_MAX_RENDERED_BYTES", _DEFAULT_MAX_RENDERED))
+    return int(setting("TRELLIS_MAX_RENDERED_BYTES"))
 
 
 # --------------------------------------------------------------------------- time bound
@@ -53,7 +51,7 @@ _clock = threading.local()  # .deadline: time.monotonic() after which rendering 
 
 
 def _max_seconds() -> float:
-    return float(setting("TRELLIS_MAX_RENDER_SECONDS", _DEFAULT_MAX_SECONDS))
+    return float(setting("TRELLIS_MAX_RENDER_SECONDS"))
 
 
 def _check_time() -> None:
