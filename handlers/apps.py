@@ -4,6 +4,7 @@ from django.utils.module_loading import autodiscover_modules
 
 class HandlersConfig(AppConfig):
     name = "handlers"
+    label = "trellis_handlers"  # not "handlers": a host project may have an app of that name
     verbose_name = "Trellis handlers"
 
     def ready(self) -> None:

@@ -66,12 +66,12 @@ def state_badge(state: str) -> SafeString:
 
 
 def changelist_link(model: type, text: str, **filters: Any) -> SafeString:
-    url = reverse(f"admin:runs_{model._meta.model_name}_changelist")
+    url = reverse(f"admin:trellis_{model._meta.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), text)
 
 
 def change_link(obj: Any, text: str | None = None) -> SafeString:
-    url = reverse(f"admin:runs_{obj._meta.model_name}_change", args=[obj.pk])
+    url = reverse(f"admin:trellis_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
 
 
@@ -357,7 +357,7 @@ class RunAdmin(ReadOnlyAdmin):
         # The controls change runs: keep them from view-only admin users. Deleting stays
         # governed by the delete permission, as usual.
         actions = super().get_actions(request)
-        if not request.user.has_perm("runs.change_run") and not request.user.is_superuser:
+        if not request.user.has_perm("trellis.change_run") and not request.user.is_superuser:
             for name in ("pause_runs", "resume_runs", "cancel_runs", "retry_runs"):
                 actions.pop(name, None)
         return actions
@@ -452,7 +452,7 @@ class RunEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="run", ordering="run_id")
     def run_link(self, obj: RunEvent) -> SafeString:
-        url = reverse("admin:runs_run_change", args=[obj.run_id])
+        url = reverse("admin:trellis_run_change", args=[obj.run_id])
         return format_html('<a href="{}">{}</a>', url, str(obj.run_id)[:8])
 
     @admin.display(description="node", ordering="node_id")

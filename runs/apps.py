@@ -8,6 +8,8 @@ from .rules.config import apply_defaults
 
 class RunsConfig(AppConfig):
     name = "runs"
+    # Not "runs": a host project may have an app of that name. Tables keep their runs_* names.
+    label = "trellis"
     verbose_name = "Trellis runs"
 
     def ready(self) -> None:

@@ -2,7 +2,8 @@
 
 Each finding names the app or setting and says what to add. IDs: ``trellis.E001`` a missing
 app, ``E002`` no channel layer, ``E003`` no Celery broker, ``E004`` a knob of the wrong type
-or below its minimum; ``W001`` Celery settings that weaken Trellis's crash guarantees.
+or below its minimum, ``E005`` DRF's schema class is not drf-spectacular's; ``W001`` Celery
+settings that weaken Trellis's crash guarantees.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from django.conf import settings
 from django.core import checks
 
 from .rules.config import KNOBS
+
+SPECTACULAR_SCHEMA = "drf_spectacular.openapi.AutoSchema"
 
 # Apps the runs app needs, and why (the dashboard, `frontend`, is optional).
 REQUIRED_APPS = {
@@ -91,6 +94,16 @@ def _services() -> list[checks.CheckMessage]:
                 hint="Set CELERY_BROKER_URL (e.g. redis://localhost:6379/0) and configure your "
                 "Celery app with config_from_object('django.conf:settings', namespace='CELERY').",
                 id="trellis.E003",
+            )
+        )
+    schema_class = (getattr(settings, "REST_FRAMEWORK", None) or {}).get("DEFAULT_SCHEMA_CLASS")
+    if schema_class != SPECTACULAR_SCHEMA:
+        found.append(
+            checks.Error(
+                "REST_FRAMEWORK['DEFAULT_SCHEMA_CLASS'] is not drf-spectacular's: Trellis's "
+                "OpenAPI document (api/schema/) is built by drf-spectacular.",
+                hint=f"Set REST_FRAMEWORK = {{'DEFAULT_SCHEMA_CLASS': '{SPECTACULAR_SCHEMA}'}}.",
+                id="trellis.E005",
             )
         )
     prefetch = getattr(settings, "CELERY_WORKER_PREFETCH_MULTIPLIER", 4)

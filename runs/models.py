@@ -12,6 +12,9 @@ from django.db import models
 
 from .rules.states import NodeState, RunState, choices
 
+# The app's label is `trellis` (a host project may well have an app called `runs`); the
+# tables keep the names they had under the old label, `runs_*`.
+
 
 class Workflow(models.Model):
     name = models.CharField(max_length=200, unique=True)
@@ -24,6 +27,7 @@ class Workflow(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "runs_workflow"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -43,6 +47,7 @@ class WorkflowVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "runs_workflowversion"
         ordering = ["workflow", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["workflow", "version"], name="unique_workflow_version")
@@ -67,6 +72,7 @@ class Session(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "runs_session"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -102,6 +108,7 @@ class Run(models.Model):
     waiting_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
+        db_table = "runs_run"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "status"]), models.Index(fields=["status"])]
 
@@ -138,6 +145,7 @@ class NodeRun(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)  # when a RETRYING node is sent again
 
     class Meta:
+        db_table = "runs_noderun"
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["run", "node_id"], name="unique_node_per_run")
@@ -162,6 +170,7 @@ class RunEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        db_table = "runs_runevent"
         ordering = ["id"]
         indexes = [models.Index(fields=["run", "id"])]
 
@@ -184,6 +193,7 @@ class Worker(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "runs_worker"
         ordering = ["hostname"]
 
     def __str__(self) -> str:
@@ -194,6 +204,9 @@ class QueueSlot(models.Model):
     """One row per limited queue: its lock serializes claims against TRELLIS_QUEUE_LIMITS."""
 
     name = models.CharField(max_length=100, primary_key=True)
+
+    class Meta:
+        db_table = "runs_queueslot"
 
     def __str__(self) -> str:
         return self.name

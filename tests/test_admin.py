@@ -58,7 +58,7 @@ def run(admin_user):
 
 
 def admin_url(model, action: str, *args) -> str:
-    return reverse(f"admin:runs_{model._meta.model_name}_{action}", args=args)
+    return reverse(f"admin:trellis_{model._meta.model_name}_{action}", args=args)
 
 
 @pytest.mark.django_db

@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from rest_framework.test import APIClient
 
 from runs.checks import check_setup
 from runs.rules.config import KNOBS, apply_defaults
@@ -70,15 +69,22 @@ def test_the_standalone_settings_pass_the_checks():
     assert [message.id for message in check_setup()] == []
 
 
-@pytest.mark.django_db
-def test_the_api_keeps_its_auth_and_error_shape_under_a_permissive_host_drf(settings):
-    settings.REST_FRAMEWORK = {
-        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-        "DEFAULT_AUTHENTICATION_CLASSES": [],
-    }
-    response = APIClient().get("/api/v1/runs/")
-    assert response.status_code == 401
-    assert response.json()["error"] == "Authentication credentials were not provided."
+def test_the_api_keeps_its_auth_and_error_shape_under_a_permissive_host_drf():
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings_permissive_drf")
+    code = (
+        "from django.test import Client; r = Client().get('/api/v1/runs/'); "
+        "print(r.status_code, r.json()['error'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = result.stdout.strip().splitlines()[-1]
+    assert answer == "401 Authentication credentials were not provided."
 
 
 def test_nodes_go_to_the_celery_apps_default_queue_unless_told(settings):
@@ -87,3 +93,41 @@ def test_nodes_go_to_the_celery_apps_default_queue_unless_told(settings):
     assert parse_spec(doc).nodes["a"].queue == "celery"
     settings.TRELLIS_DEFAULT_QUEUE = "trellis"
     assert parse_spec(doc).nodes["a"].queue == "trellis"
+
+
+def test_a_database_migrated_under_the_old_app_label_needs_no_migration(tmp_path):
+    """Until the app label became `trellis` the migrations were recorded under `runs`; such a
+    database (its tables and those records) upgrades with nothing to apply and no data lost."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="orchestration.settings",
+        TRELLIS_DATA_DIR=str(tmp_path),
+        REDIS_URL="redis://127.0.0.1:1/0",  # never contacted by these commands
+    )
+    env.pop("DATABASE_URL", None)
+
+    def manage(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    manage("migrate", "-v0")
+    manage(
+        "shell",
+        "-c",
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute(\"DELETE FROM django_migrations WHERE app = 'trellis'\")\n"
+        "    for name in ('0001_initial', '0002_run_waiting_since', '0003_queue_slot'):\n"
+        '        c.execute("INSERT INTO django_migrations (app, name, applied) VALUES"\n'
+        "                  \" ('runs', %s, CURRENT_TIMESTAMP)\", [name])\n"
+        "    c.execute(\"INSERT INTO runs_queueslot (name) VALUES ('kept')\")\n",
+    )
+    assert "No migrations to apply." in manage("migrate")
+    assert "[X] 0001_initial" in manage("showmigrations", "trellis")
+    kept = manage(
+        "shell", "-c", "from runs.models import QueueSlot; print(QueueSlot.objects.get().name)"
+    )
+    assert kept.strip().splitlines()[-1] == "kept"

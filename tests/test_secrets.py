@@ -81,7 +81,10 @@ def test_a_secret_reaches_the_handler_but_no_output_event_page_or_row(
     shown = _everything_shown(run, user_client)
     assert "[secret TEST_TOKEN]" in shown  # the dashboard shows the config with a placeholder
     assert VALUE not in shown
-    for page in (f"/admin/runs/run/{run.pk}/change/", f"/admin/runs/noderun/{call.pk}/change/"):
+    for page in (
+        f"/admin/trellis/run/{run.pk}/change/",
+        f"/admin/trellis/noderun/{call.pk}/change/",
+    ):
         body = admin_client.get(page).content.decode()
         assert VALUE not in body, page
 

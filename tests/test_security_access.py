@@ -257,7 +257,7 @@ def _admin_urls(world) -> list[tuple[str, str]]:
         "object_id": str(run.pk),
         "id": str(world["user"].pk),
         "content_type_id": "1",
-        "app_label": "runs",
+        "app_label": "trellis",
         "url": "nowhere/",
     }
     return [
@@ -281,9 +281,14 @@ def test_admin_pages_need_a_staff_session(world):
             else:
                 _check(who, "admin-login", response, url)
     staff = _client("staff", world)
-    for path in ("/admin/", "/admin/runs/run/", "/admin/runs/runevent/", "/admin/runs/session/"):
+    for path in (
+        "/admin/",
+        "/admin/trellis/run/",
+        "/admin/trellis/runevent/",
+        "/admin/trellis/session/",
+    ):
         assert staff.get(path).status_code == 200, path
-    assert staff.get(f"/admin/runs/run/{world['run'].pk}/change/").status_code == 200
+    assert staff.get(f"/admin/trellis/run/{world['run'].pk}/change/").status_code == 200
 
 
 def test_staff_see_every_users_objects(world):
