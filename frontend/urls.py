@@ -1,5 +1,6 @@
-"""Dashboard routes (DESIGN §11). Mounted at the site root; login and logout come from
-``django.contrib.auth.urls`` at ``accounts/``."""
+"""Dashboard routes (DESIGN §11). Standalone they sit at the site root; a host project
+includes them under any prefix (DESIGN §14), so templates and scripts only use reversed URLs.
+Login and logout are the host's (``django.contrib.auth.urls`` names, when it has them)."""
 
 from django.templatetags.static import static
 from django.urls import path

@@ -92,6 +92,26 @@ STATE_ORDER = [
 ]
 
 
+# Stands for the hole of a URL template while it is reversed: it passes the ``uuid`` and ``str``
+# converters alike, and no real id is ever this one.
+URL_HOLE = str(uuid.UUID(int=0))
+
+
+def url_template(viewname: str, *args: Any, hole: str) -> str:
+    """The URL of ``viewname`` with ``{hole}`` as its last argument, which the page's script
+    fills in (``fillUrl`` in common.js): the dashboard works wherever the host mounts it.
+    ``reverse`` would quote the braces, so the route is reversed with a stand-in."""
+    return reverse(viewname, args=[*args, URL_HOLE]).replace(URL_HOLE, f"{{{hole}}}")
+
+
+def socket_url(route: str = "") -> str:
+    """A WebSocket route of ``runs.routing``: they are mounted under the prefix of
+    ``runs.urls``, plus ``ws/`` (``/ws/runs/`` standalone, ``/trellis/ws/runs/`` in a host
+    that includes ``runs.urls`` at ``trellis/``)."""
+    prefix = reverse("runs:runs").removesuffix("api/v1/runs/")
+    return f"{prefix}ws/{route}"
+
+
 def wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -108,7 +128,7 @@ def last_event_id() -> int:
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
     """The latest runs visible to the user, filtered by status, workflow or session; kept
-    live by ``/ws/runs/`` from the event id read before the rows."""
+    live by the runs socket from the event id read before the rows."""
     cursor = last_event_id()  # before the rows: a change in between is replayed, not lost
     runs = visible_runs(request.user).select_related("owner")
     filters = {"status": "", "workflow": "", "session": ""}
@@ -144,6 +164,12 @@ def run_list(request: HttpRequest) -> HttpResponse:
                 "filters": filters,
                 "limit": RUN_LIST_LIMIT,
                 "staff": request.user.is_staff,
+                "urls": {
+                    "runs": reverse("runs:runs"),
+                    "socket": socket_url("runs/"),
+                    "run": url_template("frontend:run", hole="id"),
+                    "workflow": url_template("frontend:workflow", hole="name"),
+                },
             },
         },
     )
@@ -247,7 +273,11 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
                 "progress": _latest_progress(run),
                 "actions": {name: sorted(sources) for name, (sources, _) in RUN_CONTROLS.items()},
                 "stateOrder": STATE_ORDER,
-                "panelUrl": reverse("frontend:node", args=[run.pk, "NODE"]),
+                "urls": {
+                    "events": reverse("runs:run-events", args=[run.pk]),
+                    "socket": socket_url(f"runs/{run.pk}/"),
+                    "node": url_template("frontend:node", run.pk, hole="node"),
+                },
             },
         },
     )
@@ -554,6 +584,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
             "busy": sum(r["nodes_running"] for r in rows if r["liveness"] == "alive"),
             "queued": NodeRun.objects.filter(state=NodeState.QUEUED).count(),
             "queue_limits": queue_usage(),
+            "page_data": {"urls": {"workers": reverse("runs:workers")}},
         },
     )
 

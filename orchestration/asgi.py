@@ -28,13 +28,20 @@ http_app = (
     ASGIStaticFilesHandler(django_asgi_app) if settings.TRELLIS_SERVE_STATIC else django_asgi_app
 )
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_app,
-        # Browsers send an Origin header; one outside ALLOWED_HOSTS is refused (cross-site
-        # WebSocket hijacking), as is a missing one (STACK.md, trap 6).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
-    }
-)
+
+def application_for(websocket_routes: list) -> ProtocolTypeRouter:
+    """HTTP through Django, and these WebSocket routes behind the origin check and the
+    session or token login (a host that mounts Trellis under a prefix passes its routes)."""
+    return ProtocolTypeRouter(
+        {
+            "http": http_app,
+            # Browsers send an Origin header; one outside ALLOWED_HOSTS is refused (cross-site
+            # WebSocket hijacking), as is a missing one (STACK.md, trap 6).
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_routes)))
+            ),
+        }
+    )
+
+
+application = application_for(websocket_urlpatterns)

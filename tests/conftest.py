@@ -161,17 +161,31 @@ def worker(django_db_setup, django_db_blocker, llm_server):
     process.stop()
 
 
+def _daphne(**kwargs):
+    from tests.webserver import DaphneProcess
+
+    server = DaphneProcess(**kwargs)
+    server.start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def web_server(django_db_setup, django_db_blocker):
     """A real daphne (HTTP + WebSocket) on a free port, on the test database and Redis, with a
     short SSE heartbeat. Yields its base URL."""
+    yield from _daphne(env=child_env(TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5"))
 
-    from tests.webserver import DaphneProcess
 
-    server = DaphneProcess(child_env(TRELLIS_STREAM_HEARTBEAT_SECONDS="0.5"))
-    server.start()
-    yield server.url
-    server.stop()
+@pytest.fixture(scope="session")
+def prefixed_web_server(django_db_setup, django_db_blocker):
+    """A daphne serving a host project that mounts Trellis under ``/trellis/``: HTTP from
+    tests/testapp/prefixed_urls.py, WebSockets from tests/testapp/asgi.py. Yields its base URL."""
+    yield from _daphne(
+        env=child_env(TRELLIS_TEST_ROOT_URLCONF="tests.testapp.prefixed_urls"),
+        app="tests.testapp.asgi:application",
+        name="prefixed",
+    )
 
 
 @pytest.fixture

@@ -47,6 +47,10 @@ from orchestration.settings import DATABASES, INSTALLED_APPS, TRELLIS_DATA_DIR  
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
+# A daphne the browser tests start as a host project that mounts Trellis under a prefix
+# (tests/testapp/prefixed_urls.py) names its URLconf here.
+ROOT_URLCONF = os.environ.get("TRELLIS_TEST_ROOT_URLCONF", ROOT_URLCONF)  # noqa: F405
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The test database is the database: worker subprocesses started by the tests open the
     # same file through DATABASE_URL.

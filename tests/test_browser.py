@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -65,8 +66,19 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, web_server, user, request):
-    context = browser.new_context(viewport={"width": 1440, "height": 960}, base_url=web_server)
+def page(browser, web_server, user):
+    yield from signed_in_page(browser, web_server)
+
+
+@pytest.fixture
+def prefixed_page(browser, prefixed_web_server, user):
+    """A page of the host project that mounts Trellis under ``/trellis/``."""
+    yield from signed_in_page(browser, prefixed_web_server, dashboard="/trellis/dashboard/")
+
+
+def signed_in_page(browser, base_url: str, dashboard: str = "/dashboard/"):
+    """A page signed in as alice on ``dashboard``; no JavaScript errors on any page it visits."""
+    context = browser.new_context(viewport={"width": 1440, "height": 960}, base_url=base_url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     problems: list[str] = []
@@ -79,7 +91,7 @@ def page(browser, web_server, user, request):
             else None
         ),
     )
-    login(page)
+    login(page, dashboard=dashboard)
     yield page
     context.close()
     assert not problems, problems  # no JavaScript errors on any page the test visited
@@ -93,12 +105,12 @@ def expected_refusal(text: str) -> bool:
     )
 
 
-def login(page, username="alice", password="alice-password"):
-    page.goto("/accounts/login/")
+def login(page, username="alice", password="alice-password", dashboard="/dashboard/"):
+    page.goto(f"/accounts/login/?next={dashboard}")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
-    page.wait_for_url("**/dashboard/")
+    page.wait_for_url(f"**{dashboard}")
 
 
 def shot(page, name: str) -> None:
@@ -249,6 +261,16 @@ APPROVAL_SCHEMA = {
 }
 
 
+def approve_price() -> dict:
+    """A `wait_for_event` node after ``price`` that asks whether to spend its output."""
+    return {
+        "id": "approve",
+        "handler": "wait_for_event",
+        "dependencies": ["price"],
+        "config": {"prompt": "Spend {{ price.output }}?", "schema": APPROVAL_SCHEMA},
+    }
+
+
 def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
     version = workflow(
         user,
@@ -256,12 +278,7 @@ def test_pause_resume_and_approve_a_waiting_node(worker, page, user):
             # long enough to pause while it runs, even on a loaded machine
             py("prepare", "sleep", kwargs={"seconds": 4}),
             py("price", "add", ["prepare"], kwargs={"a": 40, "b": 2}),
-            {
-                "id": "approve",
-                "handler": "wait_for_event",
-                "dependencies": ["price"],
-                "config": {"prompt": "Spend {{ price.output }}?", "schema": APPROVAL_SCHEMA},
-            },
+            approve_price(),
             py(
                 "act",
                 "echo",
@@ -369,6 +386,46 @@ def test_without_websockets_the_page_polls_and_still_follows_the_run(
         shot(page, "08-polling-fallback")
     finally:
         context.close()
+
+
+def test_under_a_url_prefix_the_list_links_there_and_the_run_completes_live(
+    worker, prefixed_page, user
+):
+    """A host project mounts Trellis under /trellis/ (HTTP and WebSocket routes alike): the
+    runs list builds its rows' links there, and the run page's socket, node panel and
+    waiting form all reach the prefixed routes."""
+    page = prefixed_page
+    version = workflow(
+        user,
+        [
+            py("price", "add", kwargs={"a": 40, "b": 2}),
+            approve_price(),
+        ],
+    )
+    page.wait_for_function("() => document.getElementById('live').dataset.mode === 'live'")
+    run = started(version, user)
+    row = page.locator(f"tr[data-run='{run.pk}']")
+    row.wait_for()  # drawn by the script from the socket's message
+    assert row.locator("a.mono").get_attribute("href") == f"/trellis/dashboard/runs/{run.pk}/"
+    name = version.workflow.name
+    assert row.locator(f"a:text-is('{name}')").get_attribute("href") == (
+        f"/trellis/dashboard/workflows/{name}/"
+    )
+    row.locator("a.mono").click()
+    page.wait_for_url(f"**/trellis/dashboard/runs/{run.pk}/")
+    page.wait_for_function("() => window.trellisRun?.stream?.socket?.readyState === 1")
+    socket = urlsplit(page.evaluate("window.trellisRun.stream.socket.url"))
+    assert socket.path == f"/trellis/ws/runs/{run.pk}/"
+    wait_states(page, {"approve": "WAITING"})
+    page.click(".dag-node[data-node=price]")
+    page.wait_for_selector(".panel[data-node=price]")  # the prefixed node panel loaded
+    page.check("#wait-approve-approved")
+    page.click("[data-testid=send-approve]")  # the form posts to the prefixed route
+    wait_status(page, "COMPLETED")  # over the socket: the page is never reloaded
+    wait_states(page, "COMPLETED")
+    assert page.evaluate("document.getElementById('live').dataset.mode") == "live"
+    assert_log_matches_database(page, run.pk)
+    shot(page, "09-under-a-url-prefix")
 
 
 def test_event_latency_from_worker_to_browser(worker, page, user, capsys):

@@ -1,5 +1,6 @@
-"""A real `daphne orchestration.asgi:application` process for the SSE and browser tests, on a
-free port, with the test session's database and Redis (as the worker fixture's)."""
+"""A real `daphne orchestration.asgi:application` process (or another ASGI app, such as a host
+project's) for the SSE and browser tests, on a free port, with the test session's database and
+Redis (as the worker fixture's)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ def free_port() -> int:
 
 
 class DaphneProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], app: str = "orchestration.asgi:application", name: str = ""
+    ) -> None:
         self.env = env
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         ARTIFACTS.mkdir(exist_ok=True)
-        self.log_path = ARTIFACTS / "daphne.log"
+        self.log_path = ARTIFACTS / f"daphne{'-' + name if name else ''}.log"
 
     def start(self, timeout: float = 30) -> None:
         self.proc = start_process_group(
@@ -40,7 +44,7 @@ class DaphneProcess:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
-                "orchestration.asgi:application",
+                self.app,
             ],
             env=self.env,
             log_path=self.log_path,

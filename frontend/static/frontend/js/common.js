@@ -7,6 +7,14 @@ export function pageData(id = "page-data") {
   return node ? JSON.parse(node.textContent) : null;
 }
 
+/**
+ * A URL template from the page's data (`…/runs/{id}/`) with its holes filled in, each value
+ * encoded: the server reverses every URL, so the dashboard works under any prefix.
+ */
+export function fillUrl(template, values) {
+  return template.replace(/\{(\w+)\}/g, (hole, name) => encodeURIComponent(values[name]));
+}
+
 /** `el("td", {class: "x"}, "text", child)`: an element with attributes and children. */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -4,7 +4,7 @@
 // from the last id; polling when WebSockets are unavailable).
 
 import {
-  el, enhanceForms, formatDuration, formatTime, pageData, secondsBetween, toast,
+  el, enhanceForms, fillUrl, formatDuration, formatTime, pageData, secondsBetween, toast,
 } from "./common.js";
 import { enableAllZooms } from "./dag.js";
 import { EventStream } from "./stream.js";
@@ -249,7 +249,7 @@ async function loadPanel() {
   state.panelLoading = true;
   panel.classList.add("panel-loading");
   try {
-    const response = await fetch(data.panelUrl.replace("NODE", encodeURIComponent(nodeId)), {
+    const response = await fetch(fillUrl(data.urls.node, { node: nodeId }), {
       credentials: "same-origin",
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -445,11 +445,11 @@ setInterval(() => {
 }, 1000);
 
 const stream = new EventStream({
-  path: `/ws/runs/${data.run.id}/`,
+  path: data.urls.socket,
   after: data.after,
   onEvents,
   poll: async (after) => {
-    const response = await fetch(`/api/v1/runs/${data.run.id}/events/?after=${after}&limit=1000`, {
+    const response = await fetch(`${data.urls.events}?after=${after}&limit=1000`, {
       credentials: "same-origin", headers: { Accept: "application/json" },
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);

@@ -1,14 +1,15 @@
-// The runs list, kept live by `/ws/runs/` (status changes of the runs the user may see),
+// The runs list, kept live by the runs socket (status changes of the runs the user may see),
 // resumed from the event id read before the rows; polls the runs API when WebSockets are
 // unavailable.
 
-import { el, formatDuration, pageData, secondsBetween } from "./common.js";
+import { el, fillUrl, formatDuration, pageData, secondsBetween } from "./common.js";
 import { EventStream } from "./stream.js";
 
 const data = pageData();
 const table = document.querySelector("#runs-table tbody");
 const empty = document.getElementById("runs-empty");
 const staff = data.staff;
+const urls = data.urls;
 
 function matches(run) {
   const { status, workflow, session } = data.filters;
@@ -27,8 +28,8 @@ function rowFor(run) {
     "tr",
     { dataset: { run: run.id, started: run.started_at || "", finished: run.finished_at || "" }, class: "flash-row" },
     el("td", {}, el("span", { class: `state state-${run.status.toLowerCase()}`, "data-role": "status" }, run.status)),
-    el("td", {}, el("a", { class: "mono", href: `/dashboard/runs/${run.id}/` }, short)),
-    el("td", {}, el("a", { href: `/dashboard/workflows/${encodeURIComponent(run.workflow)}/` }, run.workflow), " ",
+    el("td", {}, el("a", { class: "mono", href: fillUrl(urls.run, { id: run.id }) }, short)),
+    el("td", {}, el("a", { href: fillUrl(urls.workflow, { name: run.workflow }) }, run.workflow), " ",
       el("span", { class: "muted" }, `v${run.version}`)),
     el("td", { title: run.created_at || "" }, createdText),
     el("td", { "data-role": "duration" }, ""),
@@ -99,11 +100,11 @@ document.querySelectorAll("#filters select").forEach((select) => {
 async function pollRuns() {
   const params = new URLSearchParams({ limit: "50" });
   for (const key of ["status", "workflow", "session"]) if (data.filters[key]) params.set(key, data.filters[key]);
-  const response = await fetch(`/api/v1/runs/?${params}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const response = await fetch(`${urls.runs}?${params}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const body = await response.json();
   for (const run of [...body.results].reverse()) upsert(run);
   return [];
 }
 
-new EventStream({ path: "/ws/runs/", after: data.after, onEvents, poll: pollRuns, pollInterval: 3000 }).start();
+new EventStream({ path: urls.socket, after: data.after, onEvents, poll: pollRuns, pollInterval: 3000 }).start();

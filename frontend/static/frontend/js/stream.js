@@ -3,7 +3,7 @@
 // It connects to `path?after=<last id>`, reconnects with backoff from the highest id it has
 // seen (the server then sends exactly what was missed), and drops any id it already
 // delivered. When WebSockets are unavailable or keep failing it calls `poll(after)` every
-// `pollInterval` ms instead (e.g. `GET /api/v1/runs/<id>/events/?after=`), until a socket
+// `pollInterval` ms instead (e.g. the run's events from the API, `?after=`), until a socket
 // opens again.
 
 import { setLiveMode } from "./common.js";
@@ -14,7 +14,7 @@ const SEEN_LIMIT = 20000; // ids remembered for de-duplication
 export class EventStream {
   /**
    * @param {object} options
-   * @param {string} options.path      WebSocket path, e.g. `/ws/runs/<id>/`
+   * @param {string} options.path      WebSocket path from the page's data (`urls.socket`)
    * @param {number} options.after     highest event id already reflected in the page
    * @param {(events: object[], message: object) => void} options.onEvents
    * @param {(after: number) => Promise<object[]>} [options.poll]  fallback reader

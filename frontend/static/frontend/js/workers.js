@@ -1,9 +1,10 @@
 // The workers page: the table and the counters refreshed from the workers API every few
 // seconds (heartbeats are rows, not events).
 
-import { el } from "./common.js";
+import { el, pageData } from "./common.js";
 
 const REFRESH_MS = 3000;
+const urls = pageData().urls;
 const body = document.querySelector("#workers-table tbody");
 const empty = document.getElementById("workers-empty");
 const order = { alive: 0, stale: 1, dead: 2 };
@@ -15,7 +16,7 @@ function time(iso) {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/v1/workers/", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const response = await fetch(urls.workers, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (!response.ok) return;
     const workers = (await response.json()).results;
     workers.sort((a, b) => order[a.liveness] - order[b.liveness] || a.hostname.localeCompare(b.hostname));
