@@ -38,6 +38,7 @@ from typing import Any
 
 from handlers.registry import get_python_function, python_function, python_function_name
 
+from .rules.spec.model import NODE_KEYS
 from .rules.templating import is_template, referenced_nodes
 
 __all__ = [
@@ -50,18 +51,7 @@ __all__ = [
 ]
 
 # The spec's node keys that a keyword sets (id, handler, dependencies and config are built).
-# Written out rather than read from runs.rules.spec, whose import pulls in networkx and
-# jsonschema: building a workflow stays cheap. A unit test keeps it equal to NODE_KEYS.
-NODE_OPTIONS = (
-    "retries",
-    "backoff",
-    "timeout",
-    "queue",
-    "when",
-    "map",
-    "trigger_rule",
-    "description",
-)
+NODE_OPTIONS = tuple(k for k in NODE_KEYS if k not in ("id", "handler", "dependencies", "config"))
 _TEMPLATED_OPTIONS = ("when", "map")
 # Names a template cannot use as a plain head (Jinja literals and operators).
 _JINJA_WORDS = frozenset(
@@ -108,6 +98,16 @@ class Ref:
 
     def __repr__(self) -> str:
         return f"Ref({str(self)!r})"
+
+
+class _ScopeName:
+    """A top-level name of the template scope as a :class:`Workflow` attribute: a reference."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Ref:
+        return Ref(self.name)
 
 
 class Node:
@@ -162,32 +162,13 @@ class Workflow:
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r}: {len(self._nodes)} nodes>"
 
-    # -- references to the scope
+    # -- references to the scope: wf.inputs.sku is {{ inputs.sku }}
 
-    @property
-    def inputs(self) -> Ref:
-        """The run's inputs: ``wf.inputs.sku`` is ``{{ inputs.sku }}``."""
-        return Ref("inputs")
-
-    @property
-    def params(self) -> Ref:
-        """The trigger's parameters: ``wf.params.x`` is ``{{ params.x }}``."""
-        return Ref("params")
-
-    @property
-    def session(self) -> Ref:
-        """The run's session state: ``wf.session.count`` is ``{{ session.count }}``."""
-        return Ref("session")
-
-    @property
-    def item(self) -> Ref:
-        """The current item in the config of a node with ``map``."""
-        return Ref("item")
-
-    @property
-    def index(self) -> Ref:
-        """The current item's position in the config of a node with ``map``."""
-        return Ref("index")
+    inputs = _ScopeName()  # the run's inputs
+    params = _ScopeName()  # the trigger's parameters
+    session = _ScopeName()  # the run's session state
+    item = _ScopeName()  # the current item, in the config of a node with ``map``
+    index = _ScopeName()  # the current item's position, there too
 
     # -- nodes
 
