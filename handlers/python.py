@@ -19,8 +19,10 @@ from .registry import (
     get_python_function,
     python_function,
     python_function_names,
+    python_function_schema,
     register,
 )
+from .signatures import takes_context
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -52,12 +54,14 @@ def _unserializable(
 
 @register("python")
 class Python(Handler):
-    """Call ``fn(ctx, **kwargs)`` for the function registered under ``function``.
+    """Call the function registered under ``function`` with the node's ``kwargs``.
 
-    Functions are registered in an installed app's ``handlers.py`` with
-    ``@python_function()`` (or ``@python_function("name")``). The output is what the function
-    returns, which must be JSON-serializable. A function raises ``HandlerError`` for
-    expected failures; any other exception fails the attempt retryably.
+    Functions are registered in an installed app's ``handlers.py`` or ``workflows.py`` with
+    ``@python_function``. One whose first parameter is ``ctx`` is called ``fn(ctx, **kwargs)``,
+    any other ``fn(**kwargs)``. At submit, ``kwargs`` is checked against the function's
+    signature (``config_schema_for``). The output is what the function returns, which must be
+    JSON-serializable. A function raises ``HandlerError`` for expected failures; any other
+    exception fails the attempt retryably.
     """
 
     description = "Call a registered Python function with keyword arguments."
@@ -79,6 +83,24 @@ class Python(Handler):
             },
         },
     }
+
+    # function name -> (its kwargs schema, the config schema narrowed to it)
+    _narrowed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def config_schema_for(self, config: dict[str, Any]) -> dict[str, Any]:
+        name = config.get("function")
+        kwargs = python_function_schema(name) if isinstance(name, str) else None
+        if kwargs is None:  # a template, an unknown name (check_config says so), no signature
+            return self.config_schema
+        narrowed = self._narrowed.get(name)
+        if narrowed is None or narrowed[0] is not kwargs:
+            properties = self.config_schema["properties"]
+            schema = {
+                **self.config_schema,
+                "properties": {**properties, "kwargs": {**properties["kwargs"], **kwargs}},
+            }
+            narrowed = self._narrowed[name] = (kwargs, schema)
+        return narrowed[1]
 
     def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         name = config.get("function")
@@ -106,8 +128,9 @@ class Python(Handler):
                 f"no python function registered as {name!r}; registered: {known}",
                 retryable=False,
             ) from None
+        leading = (ctx,) if takes_context(fn) else ()
         try:
-            inspect.signature(fn).bind(ctx, **kwargs)
+            inspect.signature(fn).bind(*leading, **kwargs)
         except TypeError as exc:
             raise HandlerError(
                 f"python function {name!r} cannot be called with kwargs {sorted(kwargs)}: {exc}",
@@ -116,7 +139,7 @@ class Python(Handler):
         except ValueError:  # no signature available (some builtins): just call it
             pass
 
-        result = fn(ctx, **kwargs)
+        result = fn(*leading, **kwargs)
         try:
             json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:

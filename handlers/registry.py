@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .signatures import kwargs_schema
+
 
 class HandlerError(Exception):
     """An expected node failure. ``retryable`` says whether another attempt may succeed."""
@@ -131,6 +133,13 @@ class Handler:
     def run(self, ctx: Context, config: dict[str, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def config_schema_for(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The schema this config is validated against at submit: ``config_schema``, unless
+        the config names what it calls (the ``python`` handler narrows ``kwargs`` to the
+        function's signature). Return the same object for the same target: the checker
+        caches a validator per schema."""
+        return self.config_schema
+
     def check_config(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         """Checks beyond the schema at spec validation: ``(config key, sentence)`` problems.
 
@@ -142,6 +151,8 @@ class Handler:
 
 _handlers: dict[str, Handler] = {}
 _python_functions: dict[str, Callable[..., Any]] = {}
+# name -> (function, its kwargs schema), recorded when the function is registered.
+_kwargs_schemas: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
 
 
 def register(name: str) -> Callable[[type[Handler]], type[Handler]]:
@@ -166,15 +177,24 @@ def handler_names() -> list[str]:
     return sorted(_handlers)
 
 
-def python_function(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def python_function(name: str | Callable[..., Any] | None = None) -> Any:
     """Register a function the ``python`` handler may call by name.
 
-    The function is called as ``fn(ctx, **kwargs)`` with the node's rendered ``kwargs``.
-    Only registered names are callable: an import path from a spec is never imported.
+    ``@python_function``, ``@python_function()`` and ``@python_function("name")`` (or
+    ``name="name"``) all work; the default name is the function's own. The function is
+    called as ``fn(ctx, **kwargs)`` when its first parameter is ``ctx`` (or hinted
+    ``Context``), else as ``fn(**kwargs)``, with the node's rendered ``kwargs``. Its signature
+    becomes the schema the node's ``kwargs`` are checked against at submit
+    (:mod:`handlers.signatures`). Only registered names are callable: an import path from a
+    spec is never imported.
     """
+    if callable(name):  # the bare decorator
+        return python_function()(name)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _python_functions[name or fn.__name__] = fn
+        registered = name or fn.__name__
+        _python_functions[registered] = fn
+        _kwargs_schemas[registered] = (fn, kwargs_schema(fn))
         return fn
 
     return decorate
@@ -189,3 +209,19 @@ def get_python_function(name: str) -> Callable[..., Any]:
 
 def python_function_names() -> list[str]:
     return sorted(_python_functions)
+
+
+def python_function_name(fn: Callable[..., Any]) -> str | None:
+    """The name ``fn`` is registered under (its own name first), or None."""
+    if _python_functions.get(getattr(fn, "__name__", "")) is fn:
+        return fn.__name__
+    return next((name for name, known in _python_functions.items() if known is fn), None)
+
+
+def python_function_schema(name: str) -> dict[str, Any] | None:
+    """The kwargs schema recorded for the function registered as ``name`` (None when there
+    is none, or the registry entry was replaced without the decorator)."""
+    recorded = _kwargs_schemas.get(name)
+    if recorded is None or _python_functions.get(name) is not recorded[0]:
+        return None
+    return recorded[1]

@@ -249,6 +249,15 @@ def stand_in_handlers(monkeypatch):
         monkeypatch.setitem(registry._handlers, name, stand_in(name, schema))
 
 
+@pytest.fixture
+def python_workflows(monkeypatch):
+    """An empty registry of Python workflows for this test: the ones it defines are forgotten
+    after it, and the testapp's (tests/testapp/workflows.py) are back."""
+    from runs import authoring
+
+    monkeypatch.setattr(authoring, "_workflows", {})
+
+
 def _poll(read, done, timeout: float, interval: float):
     """``read()`` every ``interval`` s until ``done(value)`` or ``timeout``; the last value."""
     deadline = time.monotonic() + timeout

@@ -190,3 +190,31 @@ def test_openapi_schema_and_docs_are_served_locally(client):
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
     assert b"swagger-ui" in docs.content
+
+
+def test_python_kwargs_that_do_not_fit_the_signature_are_400(api):
+    # place_order(ctx, sku: str, qty: int = 1) in tests/testapp/workflows.py
+    def doc(kwargs):
+        return spec(
+            [
+                {"id": "start", "handler": "input"},
+                {
+                    "id": "buy",
+                    "handler": "python",
+                    "dependencies": ["start"],
+                    "config": {"function": "place_order", "kwargs": kwargs},
+                },
+            ],
+            name="py-kwargs",
+        )
+
+    response = api.post("/api/v1/workflows/", doc({"sku": "a", "qty": "two"}), format="json")
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert [e["path"] for e in errors] == ["$.dag.nodes[1].config.kwargs.qty"]
+    unknown = api.post("/api/v1/workflows/", doc({"sku": "a", "size": 3}), format="json")
+    assert unknown.status_code == 400
+    assert "'size' was unexpected" in unknown.json()["errors"][0]["message"]
+    assert not Workflow.objects.filter(name="py-kwargs").exists()
+    fits = doc({"sku": "{{ start.output.data.sku }}", "qty": "{{ inputs.n }}"})
+    assert api.post("/api/v1/workflows/", fits, format="json").status_code == 201

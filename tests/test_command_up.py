@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 from rest_framework.authtoken.models import Token
 
-from runs.management.commands.up import browser_host, ensure_admin, import_examples
+from runs.authoring import Workflow as PythonWorkflow
+from runs.management.commands.up import (
+    browser_host,
+    ensure_admin,
+    import_examples,
+    sync_python_workflows,
+)
 from runs.models import Workflow
 from tests.webserver import free_port
 
@@ -90,6 +96,20 @@ def test_import_examples_is_idempotent_and_skips_invalid_files(tmp_path, admin_u
         ("hello", "admin"),
         ("Simple LLM Workflow", "admin"),
     }
+
+
+@pytest.mark.django_db
+def test_sync_python_workflows_saves_the_valid_and_skips_the_invalid(admin_user, python_workflows):
+    fine = PythonWorkflow("py-up")
+    fine.output(value=1)
+    PythonWorkflow("py-up-broken").node("a", "no_such_handler")
+
+    lines, problems = sync_python_workflows(admin_user)
+    again, _ = sync_python_workflows(admin_user)
+
+    assert lines == ["py-up: created v1"] and again == ["py-up: unchanged v1"]
+    assert problems and all(p.startswith("workflow py-up-broken: ") for p in problems)
+    assert list(Workflow.objects.values_list("name", flat=True)) == ["py-up"]
 
 
 def test_browser_host():

@@ -1,4 +1,4 @@
-"""``manage.py workflow``: import, list and run (input parsing and validation).
+"""``manage.py workflow``: import, sync, list and run (input parsing and validation).
 
 Following a run with ``--wait`` needs a live worker and is covered by the integration tests.
 """
@@ -13,7 +13,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from runs.authoring import Workflow as PythonWorkflow
 from runs.models import Run, Workflow, WorkflowVersion
+from runs.services.runs import start_new_run
+from tests.conftest import wait_for_run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -269,3 +272,81 @@ def test_run_pins_the_requested_version(greet, tmp_path):
     run_command("import", str(write(tmp_path, "greet.json", {**GREET, "description": "v2"})))
     run_command("run", "greet", "--version", "1")
     assert Run.objects.get().workflow_version.version == 1
+
+
+# -- sync (Python workflows) -----------------------------------------------------------
+
+
+def _python_workflow(description: str) -> PythonWorkflow:
+    """``py-sync``, a new definition each call (the registry keeps the last one)."""
+    wf = PythonWorkflow("py-sync", description=description)
+    wf.output(value=wf.inputs.x)
+    return wf
+
+
+@pytest.mark.django_db
+def test_sync_creates_then_keeps_then_versions_a_changed_python_workflow(
+    admin_user, python_workflows
+):
+    _python_workflow("first")
+    assert run_command("sync")[0] == "py-sync: created v1\n"
+    assert run_command("sync")[0] == "py-sync: unchanged v1\n"
+    assert WorkflowVersion.objects.filter(workflow__name="py-sync").count() == 1
+    _python_workflow("second")
+    assert run_command("sync")[0] == "py-sync: new version v2\n"
+    workflow = Workflow.objects.get(name="py-sync")
+    assert (workflow.latest_version, workflow.owner, workflow.description) == (
+        2,
+        admin_user,
+        "second",
+    )
+
+
+@pytest.mark.django_db
+def test_sync_check_passes_in_sync_and_fails_naming_what_differs(admin_user, python_workflows):
+    _python_workflow("first")
+    with pytest.raises(CommandError, match=r"differ from the database: py-sync \(run"):
+        run_command("sync", "--check")
+    assert not Workflow.objects.filter(name="py-sync").exists()  # --check saves nothing
+    run_command("sync")
+    out, _ = run_command("sync", "--check")
+    assert out == "py-sync: in sync v1\n"
+    _python_workflow("changed")
+    with pytest.raises(CommandError, match="differ from the database: py-sync"):
+        run_command("sync", "--check")
+    assert Workflow.objects.get(name="py-sync").latest_version == 1
+
+
+@pytest.mark.django_db
+def test_sync_of_an_invalid_python_workflow_saves_nothing(admin_user, python_workflows):
+    _python_workflow("fine")
+    broken = PythonWorkflow("py-broken")
+    broken.node("a", "no_such_handler")
+    with pytest.raises(CommandError, match="invalid Python workflow: py-broken; nothing synced"):
+        run_command("sync")
+    assert not Workflow.objects.filter(name__startswith="py-").exists()
+
+
+@pytest.mark.django_db
+def test_sync_owner_is_the_named_user(admin_user, user, python_workflows):
+    _python_workflow("mine")
+    run_command("sync", "--user", user.username)
+    assert Workflow.objects.get(name="py-sync").owner == user
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_synced_python_workflow_runs_to_completed_on_the_worker(worker, admin_user):
+    out, _ = run_command("sync")  # tests/testapp/workflows.py: py-restock
+    assert "py-restock: created v1" in out
+    version = WorkflowVersion.objects.get(workflow__name="py-restock", version=1)
+    run = start_new_run(
+        version, admin_user, inputs={"sku": "bolt", "on_hand": 4, "tags": ["red", "big"]}
+    )
+    run = wait_for_run(run.pk)
+    assert run.status == "COMPLETED", run.error
+    assert run.result == {
+        "order": {"sku": "bolt", "qty": 6, "node": "place_order"},
+        "labels": ["0:red", "1:big"],
+        "note": "restocked bolt",
+    }

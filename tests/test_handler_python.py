@@ -145,3 +145,15 @@ def test_config_schema() -> None:
     Draft202012Validator.check_schema(schema)
     assert not Draft202012Validator(schema).is_valid({"kwargs": {}})
     assert not Draft202012Validator(schema).is_valid({"function": "add", "module": "os"})
+
+
+def test_a_function_without_ctx_gets_only_its_kwargs() -> None:
+    # tests/testapp/workflows.py: stock_gap(sku, on_hand, wanted=10) and place_order(ctx, ...)
+    assert call("stock_gap", sku="a", on_hand=3) == {"sku": "a", "missing": 7}
+    assert call("place_order", make_ctx(node_id="buy"), sku="a", qty=2) == {
+        "sku": "a",
+        "qty": 2,
+        "node": "buy",
+    }
+    with pytest.raises(HandlerError, match="cannot be called with kwargs"):
+        call("stock_gap", sku="a")

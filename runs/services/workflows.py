@@ -37,3 +37,17 @@ def save_workflow(doc: dict[str, Any], user) -> tuple[WorkflowVersion, bool]:
         workflow.save(update_fields=["latest_version", "description", "updated_at"])
         sync_schedule(workflow, spec.schedule)
     return version, True
+
+
+def saved_state(doc: dict[str, Any]) -> tuple[int | None, bool]:
+    """``(latest version number or None, whether that version is this very document)``:
+    what ``save_workflow(doc)`` would find, without saving (``workflow sync --check``)."""
+    latest = (
+        WorkflowVersion.objects.filter(workflow__name=doc.get("name"))
+        .order_by("-version")
+        .values_list("version", "spec_hash")
+        .first()
+    )
+    if latest is None:
+        return None, False
+    return latest[0], latest[1] == spec_hash(doc)

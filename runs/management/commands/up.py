@@ -6,7 +6,7 @@
 2. ``migrate``; an ``admin`` superuser when there is none (password from
    ``TRELLIS_ADMIN_PASSWORD`` or random, printed) and its API token.
 3. Every example workflow in ``settings.TRELLIS_EXAMPLES_DIR``, owned by the admin (identical
-   specs create no versions).
+   specs create no versions), then every Python workflow (``workflow sync``).
 4. The processes, each the standard command with the same environment plus ``REDIS_URL`` and
    ``DJANGO_SETTINGS_MODULE``: web (daphne), worker (celery worker), beat (celery beat).
 
@@ -40,7 +40,14 @@ from runs.ops.processes import die_with_parent
 from runs.rules.spec import SpecError
 from runs.services.workflows import save_workflow
 
-from .workflow import SPEC_SUFFIXES, describe_save, format_errors, read_spec
+from .workflow import (
+    SPEC_SUFFIXES,
+    describe_save,
+    describe_sync,
+    format_errors,
+    python_workflow_docs,
+    read_spec,
+)
 
 STOP_GRACE_SECONDS = 10.0
 ADMIN_USERNAME = "admin"
@@ -95,6 +102,23 @@ def import_examples(directory: Path, user) -> tuple[list[str], list[str]]:
             problems.append(f"{path}: {exc}")
         else:
             lines.append(describe_save(version, created))
+    return lines, problems
+
+
+def sync_python_workflows(user) -> tuple[list[str], list[str]]:
+    """Save every Python workflow (``workflow sync``); returns (report lines, problem lines).
+
+    Unlike ``workflow sync``, an invalid one is reported and skipped, as an invalid example
+    is: it must not keep the stack from starting.
+    """
+    docs, invalid = python_workflow_docs()
+    lines: list[str] = []
+    problems = [line for found in invalid.values() for line in found]
+    for doc in docs:
+        try:
+            lines.append(describe_sync(*save_workflow(doc, user)))
+        except PermissionError as exc:
+            problems.append(f"workflow {doc['name']}: {exc}")
     return lines, problems
 
 
@@ -230,13 +254,18 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=max(0, options["verbosity"] - 1))
         self.say("database migrated")
         account = ensure_admin()
+        owner = get_user_model().objects.get(username=account.username)
         if not options["no_examples"]:
-            owner = get_user_model().objects.get(username=account.username)
             lines, problems = import_examples(Path(settings.TRELLIS_EXAMPLES_DIR), owner)
             for line in lines:
                 self.say(f"example: {line}")
             for line in problems:
                 self.say(f"example skipped: {line}", error=True)
+        lines, problems = sync_python_workflows(owner)
+        for line in lines:
+            self.say(f"python workflow: {line}")
+        for line in problems:
+            self.say(f"python workflow skipped: {line}", error=True)
 
         self.children = self.plan_children(options, data_dir)
         env = {

@@ -1,12 +1,16 @@
-"""``manage.py workflow``: import, list and run workflows from the command line.
+"""``manage.py workflow``: import, sync, list and run workflows from the command line.
 
     manage.py workflow import examples/hello.json more/*.yaml
+    manage.py workflow sync [--check]
     manage.py workflow list
     manage.py workflow run hello --input name=Ada --wait
 
 ``import`` validates every file before saving any (all errors at once, each as
 ``file: path: message``); ``run`` validates inputs against the spec's ``inputs`` schema before
 creating anything, and with ``--wait`` follows the run's event log until it finishes.
+``sync`` saves every workflow written in Python (the installed apps' ``workflows.py``) as a
+version, all or nothing; ``--check`` saves nothing and fails when any differs from the
+database's latest version (for CI and deploys).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from runs.authoring import registered_workflows
 from runs.models import Run, RunEvent, Workflow, WorkflowVersion
 from runs.rules.spec import SpecError, load_spec_text, parse_spec
 from runs.rules.states import RUN_FINISHED, RunState
 from runs.services.runs import find_version, start_new_run, visible_workflows
-from runs.services.workflows import save_workflow
+from runs.services.workflows import save_workflow, saved_state
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 POLL_INTERVAL = 0.2
@@ -73,6 +78,29 @@ def describe_save(version: WorkflowVersion, created: bool) -> str:
         if created
         else f"{name} unchanged (v{version.version})"
     )
+
+
+def python_workflow_docs() -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Every registered Python workflow's document, validated: (valid docs, the invalid
+    ones' names with their problem lines)."""
+    docs: list[dict[str, Any]] = []
+    problems: dict[str, list[str]] = {}
+    for workflow in registered_workflows():
+        doc = workflow.to_spec()
+        try:
+            parse_spec(doc)
+        except SpecError as exc:
+            problems[workflow.name] = format_errors(exc.errors, f"workflow {workflow.name}")
+        else:
+            docs.append(doc)
+    return docs, problems
+
+
+def describe_sync(version: WorkflowVersion, created: bool) -> str:
+    name, number = version.workflow.name, version.version
+    if not created:
+        return f"{name}: unchanged v{number}"
+    return f"{name}: created v1" if number == 1 else f"{name}: new version v{number}"
 
 
 def resolve_user(username: str | None):
@@ -134,6 +162,18 @@ class Command(BaseCommand):
         imp.add_argument("files", nargs="+", metavar="FILE", help="spec files or directories")
         imp.add_argument("--user", help="owner of new workflows (default: the first superuser)")
 
+        sync = actions.add_parser(
+            "sync",
+            help="Save every workflow written in Python (the installed apps' workflows.py) as "
+            "a version; an unchanged one creates nothing. Nothing is saved if any is invalid.",
+        )
+        sync.add_argument(
+            "--check",
+            action="store_true",
+            help="save nothing; fail when any Python workflow differs from the database",
+        )
+        sync.add_argument("--user", help="owner of new workflows (default: the first superuser)")
+
         actions.add_parser("list", help="List workflows with their latest version.")
 
         run = actions.add_parser("run", help="Start a run of a workflow.")
@@ -160,6 +200,8 @@ class Command(BaseCommand):
         action = options["action"]
         if action == "import":
             self.import_files(options["files"], options.get("user"))
+        elif action == "sync":
+            self.sync_python(options.get("user"), check=options["check"])
         elif action == "list":
             self.list_workflows()
         elif action == "run":
@@ -201,6 +243,46 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; nothing imported") from None
         for line in lines:
             self.stdout.write(line)
+
+    # -- sync --------------------------------------------------------------------------
+
+    def sync_python(self, username: str | None, *, check: bool) -> None:
+        docs, problems = python_workflow_docs()
+        for lines in problems.values():
+            for line in lines:
+                self.stderr.write(line)
+        if check:
+            self.check_python(docs, invalid=list(problems))
+            return
+        if problems:
+            raise CommandError(f"invalid Python workflow: {', '.join(problems)}; nothing synced")
+        if not docs:
+            self.stdout.write("no Python workflows (an installed app's workflows.py defines them)")
+            return
+        user = resolve_user(username)
+        try:
+            with transaction.atomic():  # all or nothing, as import
+                lines = [describe_sync(*save_workflow(doc, user)) for doc in docs]
+        except PermissionError as exc:
+            raise CommandError(f"{exc}; nothing synced") from None
+        for line in lines:
+            self.stdout.write(line)
+
+    def check_python(self, docs: list[dict[str, Any]], *, invalid: list[str]) -> None:
+        stale = list(invalid)
+        for doc in docs:
+            number, same = saved_state(doc)
+            if same:
+                self.stdout.write(f"{doc['name']}: in sync v{number}")
+                continue
+            stale.append(doc["name"])
+            saved = f"differs from v{number}" if number else "not in the database"
+            self.stdout.write(f"{doc['name']}: {saved}")
+        if stale:
+            raise CommandError(
+                f"Python workflows differ from the database: {', '.join(stale)} "
+                "(run manage.py workflow sync)"
+            )
 
     # -- list --------------------------------------------------------------------------
 

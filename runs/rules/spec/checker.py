@@ -250,7 +250,7 @@ class _Checker:
         self.graph: nx.DiGraph | None = None
         self.layers: list[list[str]] = []
         self.generation: dict[str, int] = {}
-        self.validators: dict[str, Draft202012Validator | None] = {}
+        self.validators: dict[int, tuple[Any, Draft202012Validator | None]] = {}
         self.valid_shapes: set[tuple[str, str]] = set()  # (handler, config shape) known valid
         self.handlers = set(handler_names())
         self.max_template = int(setting("TRELLIS_MAX_TEMPLATE_LENGTH"))
@@ -423,22 +423,33 @@ class _Checker:
                 result.append(dep)
         return result
 
-    def _validator(self, handler: str) -> Draft202012Validator | None:
-        if handler not in self.validators:
-            schema = getattr(get_handler(handler), "config_schema", None) or {"type": "object"}
+    def _validator(self, handler: str, config: dict[str, Any]) -> Draft202012Validator | None:
+        """The validator of the schema the handler gives for this config (one per schema:
+        a python node's schema is narrowed to its function's signature)."""
+        registered = get_handler(handler)
+        try:
+            schema = registered.config_schema_for(config)
+        except Exception:  # noqa: BLE001 - a broken handler must not break validation
+            schema = getattr(registered, "config_schema", None)
+        schema = schema or {"type": "object"}
+        # Keyed by identity, with the schema kept alive in the value so the id stays its own.
+        known = self.validators.get(id(schema))
+        if known is None:
             try:
-                self.validators[handler] = Draft202012Validator(schema)
+                validator: Draft202012Validator | None = Draft202012Validator(schema)
             except Exception:  # noqa: BLE001 - a broken handler schema must not break validation
-                self.validators[handler] = None
-        return self.validators[handler]
+                validator = None
+            known = self.validators[id(schema)] = (schema, validator)
+        return known[1]
 
     def _check_config(self, handler: str, config: dict[str, Any], shape: Any, path: str) -> None:
-        """Validate a config against its handler's schema; templates stand for any type.
+        """Validate a config against the schema its handler gives for it (for a python node,
+        narrowed to the function's signature); templates stand for any type.
 
         Configs of the same handler and shape (see :func:`_scan_config`) that validated once
         are not validated again.
         """
-        validator = self._validator(handler)
+        validator = self._validator(handler, config)
         if validator is None:
             return
         try:
