@@ -82,7 +82,8 @@ def test_ensure_admin_uses_an_existing_superuser(user, django_user_model):
 @pytest.mark.django_db
 def test_import_examples_is_idempotent_and_skips_invalid_files(tmp_path, admin_user):
     for path in (ROOT / "examples").iterdir():
-        (tmp_path / path.name).write_text(path.read_text())
+        if path.is_file():  # examples/hostproject/ is a project, not a spec
+            (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "broken.json").write_text('{"name": "broken", "dag": {"nodes": [{"id": 1}]}}')
 
     lines, problems = import_examples(tmp_path, admin_user)
