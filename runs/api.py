@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,12 +17,10 @@ from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
@@ -37,9 +34,37 @@ from .middleware import too_large_response
 from .models import NodeRun, Run, RunEvent, Session, WorkflowVersion
 from .parsers import LimitedJSONParser
 from .rules.limits import PayloadTooLarge, json_size
-from .rules.seed import SEED_RUN_STATUS, SEED_STATES
+from .rules.seed import SEED_RUN_STATUS
 from .rules.spec import SpecError, load_spec_text, parse_spec, validate_spec
-from .rules.states import RUN_FINISHED, RUN_STATES, InvalidTransition
+from .rules.states import RUN_FINISHED, InvalidTransition
+from .serializers import (
+    ConflictSerializer,
+    ErrorSerializer,
+    EventDeliveredSerializer,
+    EventSerializer,
+    RunDetailSerializer,
+    RunEventListSerializer,
+    RunFilter,
+    RunResultSerializer,
+    RunSerializer,
+    RunStartSerializer,
+    SeedExecutionSerializer,
+    SeedResultsSerializer,
+    SeedStatusSerializer,
+    SessionCreateSerializer,
+    SessionListSerializer,
+    SessionPatchSerializer,
+    SessionSerializer,
+    ValidationResultSerializer,
+    WorkerListSerializer,
+    WorkflowDetailSerializer,
+    WorkflowSavedSerializer,
+    WorkflowSerializer,
+    WorkflowSpecSerializer,
+    WorkflowVersionListSerializer,
+    WorkflowVersionSerializer,
+    filter_errors,
+)
 from .services import control, seed
 from .services.runs import (
     deliver_event,
@@ -170,7 +195,41 @@ def workflow_view(workflow) -> dict[str, Any]:
     }
 
 
-AnyObject = OpenApiTypes.OBJECT
+# --------------------------------------------------------------------------------------
+# How the OpenAPI document describes errors: one shape, with `current` on 409
+
+
+ERROR_MEANINGS = {
+    400: "Invalid request: `errors` names each problem with its path.",
+    401: "No credentials, or invalid ones.",
+    403: "Not yours (a user sees only what they own unless staff).",
+    404: "Not found (or not visible to this user).",
+    409: "Illegal transition; `current` is the state now.",
+    413: "The request body is larger than TRELLIS_MAX_REQUEST_BYTES.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The documented error answers of an operation, each in the error shape."""
+    return {
+        code: OpenApiResponse(
+            ConflictSerializer if code == 409 else ErrorSerializer, ERROR_MEANINGS[code]
+        )
+        for code in codes
+    }
+
+
+def api_schema(tag: str, operation_id: str, summary: str, responses: dict, *errors: int, **extra):
+    """``extend_schema`` with what every Trellis operation states: its resource tag, a stable
+    operation id, a summary, its answers and its error codes (401 for all: each needs a user)."""
+    return extend_schema(
+        tags=[tag],
+        operation_id=operation_id,
+        summary=summary,
+        responses={**responses, **error_responses(401, *errors)},
+        **extra,
+    )
+
 
 # --------------------------------------------------------------------------------------
 # Workflows
@@ -190,20 +249,29 @@ class RunPagination(CursorPagination):
 
 class WorkflowListView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
+    pagination_class = WorkflowPagination  # also read by drf-spectacular: the page's shape
 
-    @extend_schema(
-        responses={200: AnyObject}, summary="List workflows", operation_id="workflows_list"
+    @api_schema(
+        "workflows", "workflows_list", "List workflows", {200: WorkflowSerializer(many=True)}
     )
     def get(self, request: Request) -> Response:
-        paginator = WorkflowPagination()
+        paginator = self.pagination_class()
         queryset = visible_workflows(request.user).select_related("owner")
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([workflow_view(w) for w in page])
 
-    @extend_schema(
-        request=AnyObject,
-        responses={201: AnyObject, 200: AnyObject, 400: AnyObject},
-        summary="Create a workflow, or add a version (body: the spec, JSON or YAML)",
+    @api_schema(
+        "workflows",
+        "workflows_create",
+        "Create a workflow, or add a version (body: the spec, JSON or YAML)",
+        {
+            201: OpenApiResponse(WorkflowSavedSerializer, "A new workflow or a new version."),
+            200: OpenApiResponse(WorkflowSavedSerializer, "The spec equals the latest version."),
+        },
+        400,
+        403,
+        413,
+        request=WorkflowSpecSerializer,
     )
     def post(self, request: Request) -> Response:
         version, created = save_workflow(_spec_body(request), request.user)
@@ -234,7 +302,15 @@ def _spec_body(request: Request) -> Any:
 class WorkflowValidateView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
 
-    @extend_schema(request=AnyObject, responses={200: AnyObject}, summary="Validate a spec")
+    @api_schema(
+        "workflows",
+        "workflows_validate",
+        "Validate a spec (a dry run: every problem, and the plan by layer)",
+        {200: ValidationResultSerializer},
+        400,
+        413,
+        request=WorkflowSpecSerializer,
+    )
     def post(self, request: Request) -> Response:
         doc = _sized_spec(request)
         errors = validate_spec(doc)
@@ -243,7 +319,13 @@ class WorkflowValidateView(TrellisAPIView):
 
 
 class WorkflowDetailView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="A workflow and its latest version")
+    @api_schema(
+        "workflows",
+        "workflows_retrieve",
+        "A workflow and its latest version",
+        {200: WorkflowDetailSerializer},
+        404,
+    )
     def get(self, request: Request, name: str) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
         data = workflow_view(workflow)
@@ -252,10 +334,12 @@ class WorkflowDetailView(TrellisAPIView):
 
 
 class WorkflowVersionsView(TrellisAPIView):
-    @extend_schema(
-        responses={200: AnyObject},
-        summary="Versions of a workflow",
-        operation_id="workflow_versions_list",
+    @api_schema(
+        "workflows",
+        "workflow_versions_list",
+        "Versions of a workflow",
+        {200: WorkflowVersionListSerializer},
+        404,
     )
     def get(self, request: Request, name: str) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
@@ -264,7 +348,13 @@ class WorkflowVersionsView(TrellisAPIView):
 
 
 class WorkflowVersionView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="One version of a workflow")
+    @api_schema(
+        "workflows",
+        "workflow_versions_retrieve",
+        "One version of a workflow",
+        {200: WorkflowVersionSerializer},
+        404,
+    )
     def get(self, request: Request, name: str, number: int) -> Response:
         workflow = visible_workflows(request.user).get(name=name)
         return Response(version_view(find_version(workflow, number)))
@@ -274,56 +364,43 @@ class WorkflowVersionView(TrellisAPIView):
 # Runs
 
 
-class RunStartSerializer(serializers.Serializer):
-    workflow = serializers.CharField(max_length=200)
-    session = serializers.UUIDField(required=False, allow_null=True)
-    version = serializers.IntegerField(required=False, min_value=1)
-    inputs = serializers.JSONField(required=False, default=dict)
-    params = serializers.DictField(required=False, default=dict)
-    overrides = serializers.DictField(required=False, default=dict)
-    wait = serializers.BooleanField(required=False, default=False)
-    timeout = serializers.FloatField(required=False, default=30.0, min_value=0, max_value=300)
-
-
 class RunListView(TrellisAPIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, enum=list(RUN_STATES)),
-            OpenApiParameter("workflow", str),
-            OpenApiParameter("session", OpenApiTypes.UUID),
-            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
-        ],
-        responses={200: AnyObject},
-        summary="List runs",
-        operation_id="runs_list",
-    )
+    pagination_class = RunPagination
+    # drf-spectacular lists the filterset's filters as query parameters through the backend;
+    # the view applies the filterset itself so that a bad value answers in the error shape
+    # with the parameter's name as its path (the backend would raise DRF's own shape).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
+    queryset = Run.objects.none()  # the model, for the schema; get() reads visible_runs
+
+    @api_schema("runs", "runs_list", "List runs", {200: RunSerializer(many=True)}, 400)
     def get(self, request: Request) -> Response:
         runs = visible_runs(request.user).select_related("owner")
-        errors = []
-        if value := request.query_params.get("status"):
-            if value not in RUN_STATES:
-                errors.append({"path": "status", "message": f"unknown status {value!r}"})
-            runs = runs.filter(status=value)
-        if value := request.query_params.get("workflow"):
-            runs = runs.filter(workflow_version__workflow__name=value)
-        if value := request.query_params.get("session"):
-            try:
-                runs = runs.filter(session_id=uuid.UUID(value))
-            except ValueError:
-                errors.append({"path": "session", "message": "not a session id"})
-        if value := request.query_params.get("created_after"):
-            moment = _utc(value)
-            if moment is None:
-                errors.append({"path": "created_after", "message": "not an ISO 8601 date-time"})
-            else:
-                runs = runs.filter(created_at__gt=moment)
-        if errors:
+        filterset = self.filterset_class(request.query_params, queryset=runs, request=request)
+        if not filterset.is_valid():
+            errors = filter_errors(filterset)
             return Response(error_body(errors[0]["message"], errors), status=400)
-        paginator = RunPagination()
-        page = paginator.paginate_queryset(runs, request, view=self)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
         return paginator.get_paginated_response([run_view(run) for run in page])
 
-    @extend_schema(request=RunStartSerializer, responses={201: AnyObject, 202: AnyObject})
+    @api_schema(
+        "runs",
+        "runs_create",
+        "Start a run (with `wait`, answer once it finished or `timeout` passed)",
+        {
+            201: OpenApiResponse(
+                RunSerializer,
+                "Started; with `wait` and a finished run, the run with its `nodes`, "
+                "`warnings` and `result` (as `GET /api/v1/runs/{id}/`).",
+            ),
+            202: OpenApiResponse(RunSerializer, "With `wait`: still running at `timeout`."),
+        },
+        400,
+        403,
+        413,
+        request=RunStartSerializer,
+    )
     def post(self, request: Request) -> Response:
         body = RunStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -379,19 +456,6 @@ class RunListView(TrellisAPIView):
         return Response(run_view(run), status=201)
 
 
-def _utc(value: str) -> datetime | None:
-    """An ISO 8601 date-time in UTC (PostgreSQL refuses offsets beyond ±15:59), or None."""
-    try:
-        moment = parse_datetime(value)
-        if moment is None:
-            return None
-        if is_naive(moment):
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 def _run_for(request: Request, run_id) -> Run:
     try:  # seed-004 routes take any 36 hex digits and dashes, not only UUIDs
         run_id = uuid.UUID(str(run_id))
@@ -401,13 +465,19 @@ def _run_for(request: Request, run_id) -> Run:
 
 
 class RunDetailView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="A run with its nodes")
+    @api_schema("runs", "runs_retrieve", "A run with its nodes", {200: RunDetailSerializer}, 404)
     def get(self, request: Request, run_id) -> Response:
         return Response(run_view(_run_for(request, run_id), nodes=True))
 
 
 class RunResultsView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="A run's result")
+    @api_schema(
+        "runs",
+        "runs_results",
+        "A run's result (`completed` says whether it is final)",
+        {200: RunResultSerializer},
+        404,
+    )
     def get(self, request: Request, run_id) -> Response:
         run = _run_for(request, run_id)
         return Response(
@@ -421,16 +491,18 @@ class RunResultsView(TrellisAPIView):
         )
 
 
-class EventSerializer(serializers.Serializer):
-    node = serializers.CharField(max_length=100)
-    data = serializers.JSONField(required=False, default=dict)
-
-
 class RunEventsView(TrellisAPIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
-        responses={200: AnyObject},
-        summary="A run's event history",
+    @api_schema(
+        "events",
+        "run_events_list",
+        "A run's event history",
+        {200: RunEventListSerializer},
+        400,
+        404,
+        parameters=[
+            OpenApiParameter("after", int, description="only events with a higher id"),
+            OpenApiParameter("limit", int, description="at most this many (1000; 5000 at most)"),
+        ],
     )
     def get(self, request: Request, run_id) -> Response:
         run = _run_for(request, run_id)
@@ -442,7 +514,18 @@ class RunEventsView(TrellisAPIView):
         events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
         return Response({"results": [event_payload(e) for e in events]})
 
-    @extend_schema(request=EventSerializer, responses={201: AnyObject, 409: AnyObject})
+    @api_schema(
+        "events",
+        "run_events_create",
+        "Send an event to a WAITING `wait_for_event` node",
+        {201: EventDeliveredSerializer},
+        400,
+        403,
+        404,
+        409,
+        413,
+        request=EventSerializer,
+    )
     def post(self, request: Request, run_id) -> Response:
         """Send an event: completes the WAITING `wait_for_event` node it names."""
         run = _run_for(request, run_id)
@@ -463,12 +546,36 @@ class RunEventsView(TrellisAPIView):
         return Response({"node": node.node_id, "state": node.state}, status=201)
 
 
+CONTROL_SUMMARIES = {
+    "pause": "Pause a run (running nodes finish; nothing new starts)",
+    "resume": "Resume a paused run",
+    "cancel": "Cancel a run",
+    "retry": "Retry a failed or cancelled run (completed outputs are reused)",
+}
+
+
+class RunControlSchema(AutoSchema):
+    """The four control routes share one view class (``as_view(action=…)``), so their
+    operation ids and summaries come from the view's action, not from a decorator."""
+
+    def get_operation_id(self) -> str:
+        return f"runs_{self.view.action}"
+
+    def get_summary(self) -> str:
+        return CONTROL_SUMMARIES[self.view.action]
+
+
 class RunControlView(TrellisAPIView):
     """POST /api/v1/runs/{id}/<action>/: pause, resume, cancel, retry (409 when illegal)."""
 
     action = ""
+    schema = RunControlSchema()
 
-    @extend_schema(request=None, responses={200: AnyObject, 409: AnyObject})
+    @extend_schema(
+        tags=["runs"],
+        request=None,
+        responses={200: RunSerializer, **error_responses(401, 403, 404, 409)},
+    )
     def post(self, request: Request, run_id) -> Response:
         run = _run_for(request, run_id)
         getattr(control, self.action)(run.pk, request.user)
@@ -479,43 +586,47 @@ class RunControlView(TrellisAPIView):
 # Sessions and workers
 
 
-class SessionSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    state = serializers.DictField(required=False, default=dict)
-
-
 class SessionListView(TrellisAPIView):
-    @extend_schema(
-        responses={200: AnyObject}, summary="List sessions", operation_id="sessions_list"
+    @api_schema(
+        "sessions", "sessions_list", "List sessions (newest 500)", {200: SessionListSerializer}
     )
     def get(self, request: Request) -> Response:
         sessions = visible_sessions(request.user).select_related("owner")[:500]
         return Response({"results": [session_view(s) for s in sessions]})
 
-    @extend_schema(
-        request=SessionSerializer, responses={201: AnyObject}, summary="Create a session"
+    @api_schema(
+        "sessions",
+        "sessions_create",
+        "Create a session",
+        {201: SessionSerializer},
+        400,
+        413,
+        request=SessionCreateSerializer,
     )
     def post(self, request: Request) -> Response:
-        body = SessionSerializer(data=request.data)
+        body = SessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         session = Session.objects.create(owner=request.user, **body.validated_data)
         return Response(session_view(session), status=201)
 
 
-class SessionPatchSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    state = serializers.DictField(required=False, help_text="keys merged into the state")
-    replace = serializers.BooleanField(
-        required=False, default=False, help_text="replace the state instead of merging"
-    )
-
-
 class SessionDetailView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="A session and its state")
+    @api_schema(
+        "sessions", "sessions_retrieve", "A session and its state", {200: SessionSerializer}, 404
+    )
     def get(self, request: Request, session_id) -> Response:
         return Response(session_view(visible_sessions(request.user).get(pk=session_id)))
 
-    @extend_schema(request=SessionPatchSerializer, responses={200: AnyObject})
+    @api_schema(
+        "sessions",
+        "sessions_partial_update",
+        "Rename a session, or merge into (or replace) its state",
+        {200: SessionSerializer},
+        400,
+        404,
+        413,
+        request=SessionPatchSerializer,
+    )
     def patch(self, request: Request, session_id) -> Response:
         session = visible_sessions(request.user).get(pk=session_id)
         body = SessionPatchSerializer(data=request.data)
@@ -534,7 +645,12 @@ class SessionDetailView(TrellisAPIView):
 
 
 class WorkerListView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="Workers with liveness")
+    @api_schema(
+        "workers",
+        "workers_list",
+        "Workers with liveness, and the queue limits in use",
+        {200: WorkerListSerializer},
+    )
     def get(self, request: Request) -> Response:
         return Response({"results": worker_views(), "queue_limits": queue_usage()})
 
@@ -542,24 +658,30 @@ class WorkerListView(TrellisAPIView):
 # --------------------------------------------------------------------------------------
 # Seed-004 compatible routes
 
-
-SeedExecution = inline_serializer(
-    "SeedExecution",
-    {
-        "execution_id": serializers.UUIDField(),
-        "status": serializers.ChoiceField(choices=SEED_STATES),
-        "warnings": serializers.ListField(child=serializers.DictField()),
-    },
-)
+# The trigger body: node configs by node id (null or empty: no overrides). Not a serializer:
+# its keys are the workflow's node ids.
+SEED_OVERRIDES = {
+    "application/json": {
+        "type": "object",
+        "nullable": True,
+        "description": "`{node_id: {config keys}}`: configs replaced by node id",
+        "additionalProperties": {"type": "object", "nullable": True, "additionalProperties": {}},
+    }
+}
 
 
 class SeedSubmitView(TrellisAPIView):
     parser_classes = SPEC_PARSERS
 
-    @extend_schema(
-        request=AnyObject,
-        responses={201: SeedExecution, 400: AnyObject},
-        summary="seed-004: submit a workflow; returns a PENDING execution",
+    @api_schema(
+        "seed-004",
+        "seed_submit",
+        "seed-004: submit a workflow; returns a PENDING execution",
+        {201: SeedExecutionSerializer},
+        400,
+        403,
+        413,
+        request=WorkflowSpecSerializer,
     )
     def post(self, request: Request) -> Response:
         run, warnings = seed.submit(_spec_body(request), request.user)
@@ -568,10 +690,16 @@ class SeedSubmitView(TrellisAPIView):
 
 
 class SeedTriggerView(TrellisAPIView):
-    @extend_schema(
-        request=AnyObject,
-        responses={202: SeedExecution, 400: AnyObject, 409: AnyObject},
-        summary="seed-004: trigger an execution; the body overrides node configs by node id",
+    @api_schema(
+        "seed-004",
+        "seed_trigger",
+        "seed-004: trigger an execution; the body overrides node configs by node id",
+        {202: SeedExecutionSerializer},
+        400,
+        404,
+        409,
+        413,
+        request=SEED_OVERRIDES,
     )
     def post(self, request: Request, execution_id) -> Response:
         run, warnings = seed.trigger(_run_for(request, execution_id), request.data)
@@ -580,12 +708,16 @@ class SeedTriggerView(TrellisAPIView):
 
 
 class SeedStatusView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="seed-004: execution status")
+    @api_schema(
+        "seed-004", "seed_status", "seed-004: execution status", {200: SeedStatusSerializer}, 404
+    )
     def get(self, request: Request, execution_id) -> Response:
         return Response(seed.status(_run_for(request, execution_id)))
 
 
 class SeedResultsView(TrellisAPIView):
-    @extend_schema(responses={200: AnyObject}, summary="seed-004: execution results")
+    @api_schema(
+        "seed-004", "seed_results", "seed-004: execution results", {200: SeedResultsSerializer}, 404
+    )
     def get(self, request: Request, execution_id) -> Response:
         return Response(seed.results(_run_for(request, execution_id)))

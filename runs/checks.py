@@ -26,6 +26,7 @@ REQUIRED_APPS = {
     "rest_framework.authtoken": "API tokens",
     "drf_spectacular": "the OpenAPI document at api/schema/",
     "drf_spectacular_sidecar": "Swagger UI's files, served without a CDN",
+    "django_filters": "the run list's filters (and their OpenAPI parameters)",
     "django_celery_beat": "schedules of workflows and the periodic tasks",
     "channels": "live event streams",
     "handlers": "the node handlers",

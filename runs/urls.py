@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import api, metrics, probes, streams
+from . import api, metrics, openapi, probes, streams
 
 app_name = "runs"
 
@@ -35,8 +35,13 @@ urlpatterns = [
     path("api/v1/sessions/", api.SessionListView.as_view(), name="sessions"),
     path("api/v1/sessions/<uuid:session_id>/", api.SessionDetailView.as_view(), name="session"),
     path("api/v1/workers/", api.WorkerListView.as_view(), name="workers"),
-    # the OpenAPI document and Swagger UI (assets from drf_spectacular_sidecar, no CDN)
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # the OpenAPI document (with the plain Django views added: runs/openapi.py) and Swagger UI
+    # (assets from drf_spectacular_sidecar, no CDN)
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(custom_settings=openapi.SCHEMA_SETTINGS),
+        name="schema",
+    ),
     path("docs", SpectacularSwaggerView.as_view(url_name="runs:schema"), name="docs"),
     re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
     path("health", probes.health, name="health"),
