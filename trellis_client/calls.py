@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from .errors import ConnectionFailed, error_for
+from .errors import ConnectionFailed, TrellisError, error_for
 from .models import (
     RUN_FINISHED,
     Event,
@@ -327,7 +327,13 @@ class FollowState:
         """The event of one SSE message, or None when it was already given."""
         if sse_id:
             self.resume_point = max(self.resume_point, int(sse_id))
-        event = Event.from_dict(json.loads(data))
+        if not data:  # ``retry:`` advice, not an event
+            return None
+        try:
+            event = Event.from_dict(json.loads(data))
+        except ValueError:
+            message = f"the event stream sent a message that is not JSON: {data[:80]}"
+            raise TrellisError(message) from None
         if event.id in self.seen:
             return None
         self.seen.add(event.id)
