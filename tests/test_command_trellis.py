@@ -5,7 +5,9 @@ TRELLIS_URL / TRELLIS_TOKEN (or a profile), against a real daphne and a real wor
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 import tomllib
 
 import pytest
@@ -14,6 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from tests.client_helpers import (
     ROOT,
+    TRELLIS,
     StreamCuttingProxy,
     cyclic_spec,
     failing_spec,
@@ -144,6 +147,32 @@ def test_follow_exits_0_when_the_run_completes_and_1_when_it_fails(worker, env, 
     failed = trellis("run", "start", bad["name"], "--follow", env=env, cwd=home)
     assert failed.returncode == 1, failed.stderr
     assert "FAILED" in failed.stdout and "boom" in failed.stdout
+
+
+@transactional
+def test_follow_on_a_terminal_draws_the_live_view(worker, env, home):
+    doc = steps_spec(unique_name("tty"), seconds=0.2)
+    assert trellis("workflow", "push", *write_specs(home, doc), env=env, cwd=home).returncode == 0
+    terminal, child_side = os.openpty()
+    process = subprocess.Popen(
+        [*TRELLIS, "run", "start", doc["name"], "--follow"],
+        stdout=child_side, stderr=subprocess.PIPE, env={**env, "COLUMNS": "120"}, cwd=home,
+    )  # fmt: skip
+    os.close(child_side)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(terminal)
+    assert process.wait(timeout=60) == 0, process.stderr.read()
+    text = screen.decode()
+    assert "\x1b[" in text  # drawn with escape codes (colours, cursor moves)
+    assert "node" in text and "duration" in text and "third" in text and "COMPLETED" in text
 
 
 @transactional

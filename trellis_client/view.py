@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .models import Event, Node, Run
 
@@ -67,13 +68,17 @@ class Screen:
 
 
 def rich_table(headers: list[str], rows: list[list[str]]) -> Table:
+    """A table of plain text (Text cells: a ``[`` in a name is never read as markup), the
+    state column coloured."""
     table = Table(*headers, box=None, pad_edge=False, header_style="bold")
     state_column = headers.index("state") if "state" in headers else -1
     for row in rows:
-        styled = list(row)
-        if state_column >= 0 and (style := STATE_STYLES.get(row[state_column])):
-            styled[state_column] = f"[{style}]{row[state_column]}[/]"
-        table.add_row(*styled)
+        table.add_row(
+            *(
+                Text(cell, style=STATE_STYLES.get(cell, "") if i == state_column else "")
+                for i, cell in enumerate(row)
+            )
+        )
     return table
 
 
@@ -91,7 +96,7 @@ def event_line(event: Event) -> str:
         what = compact(data["message"])
     else:
         what = compact(data)
-    return f"#{event.id} {when} {event.kind:<12} {event.node or '-'} {what}".replace("  -", " -")
+    return f"#{event.id} {when} {event.kind} {event.node or '-'} {what}"
 
 
 # --------------------------------------------------------------------------------------
@@ -133,7 +138,9 @@ class FollowView:
 
     def __enter__(self) -> FollowView:
         if self.screen.console is not None:
-            self.live = Live(self._render(), console=self.screen.console, refresh_per_second=4)
+            self.live = Live(
+                self._render(), console=self.screen.console, refresh_per_second=4, transient=True
+            )
             self.live.__enter__()
         return self
 
@@ -155,9 +162,9 @@ class FollowView:
                 node.finished_at = event.ts
         elif event.kind == "run.status":
             self.run.status = data.get("status", self.run.status)
-        if self.live is not None:
+        if self.live is not None:  # the table first: printing redraws it under the line
+            self.live.update(self._render(), refresh=True)
             self.live.console.print(event_line(event), markup=False, highlight=False)
-            self.live.update(self._render())
         else:
             self.screen.line(event_line(event))
 
@@ -169,4 +176,4 @@ class FollowView:
                 row[4] = seconds((datetime.now(UTC) - node.started_at).total_seconds())
             rows.append([str(cell) for cell in row[:5]])
         title = f"run {self.run.id}  {self.run.workflow}  {self.run.status}"
-        return Group(title, rich_table(NODE_HEADERS[:5], rows))
+        return Group(Text(title), rich_table(NODE_HEADERS[:5], rows))
