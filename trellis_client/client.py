@@ -127,22 +127,13 @@ class Resources:
         return self._call(calls.list_workers())
 
 
-def _http_options(url, token, profile, timeout) -> dict[str, Any]:
-    target = resolve(url, token, profile)
-    headers = {"Accept": "application/json", "User-Agent": "trellis-client"}
-    if target.token:
-        headers["Authorization"] = f"Token {target.token}"
-    return {"base_url": target.url, "headers": headers, "timeout": timeout}
-
-
-class Client(Resources):
-    """The synchronous client.
-
-    ``Client()`` reads ``TRELLIS_URL`` and ``TRELLIS_TOKEN`` (or a saved profile: see
-    :mod:`trellis_client.config`); ``Client(url, token)`` says them. Errors are
-    :class:`~.errors.ApiError` subclasses and :class:`~.errors.ConnectionFailed`.
-    Use it as a context manager, or call :meth:`close`.
+class Connection(Resources):
+    """Where and who, shared by both clients: ``url`` and ``token``, else a ``profile``,
+    else TRELLIS_URL / TRELLIS_TOKEN (:func:`trellis_client.config.resolve`); ``timeout``
+    seconds per request; other keywords go to the httpx client (``transport``, ``verify`` …).
     """
+
+    http_class: type = httpx.Client
 
     def __init__(
         self,
@@ -153,10 +144,27 @@ class Client(Resources):
         timeout: float = 30.0,
         **httpx_options: Any,
     ) -> None:
-        options = _http_options(url, token, profile, timeout)
-        self.url = options["base_url"]
+        target = resolve(url, token, profile)
+        headers = {"Accept": "application/json", "User-Agent": "trellis-client"}
+        if target.token:
+            headers["Authorization"] = f"Token {target.token}"
+        self.url = target.url
         self.timeout = timeout
-        self.http = httpx.Client(**options, **httpx_options)
+        self.http = self.http_class(
+            base_url=target.url, headers=headers, timeout=timeout, **httpx_options
+        )
+
+
+class Client(Connection):
+    """The synchronous client.
+
+    ``Client()`` reads ``TRELLIS_URL`` and ``TRELLIS_TOKEN`` (or a saved profile: see
+    :mod:`trellis_client.config`); ``Client(url, token)`` says them. Errors are
+    :class:`~.errors.ApiError` subclasses and :class:`~.errors.ConnectionFailed`.
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    http_class = httpx.Client
 
     def __enter__(self) -> Client:
         return self
@@ -200,23 +208,11 @@ class Client(Resources):
                 time.sleep(state.dropped(exc))
 
 
-class AsyncClient(Resources):
+class AsyncClient(Connection):
     """The asynchronous client: the same methods as :class:`Client`, awaited
     (``await client.get_run(id)``), and ``async for event in client.follow(id)``."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        token: str | None = None,
-        *,
-        profile: str | None = None,
-        timeout: float = 30.0,
-        **httpx_options: Any,
-    ) -> None:
-        options = _http_options(url, token, profile, timeout)
-        self.url = options["base_url"]
-        self.timeout = timeout
-        self.http = httpx.AsyncClient(**options, **httpx_options)
+    http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncClient:
         return self
