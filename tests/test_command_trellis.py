@@ -210,6 +210,7 @@ def test_a_waiting_run_gets_its_event_and_completes(worker, env, home):
             client.pause_run(run["id"])
     assert paused.returncode == 2 and paused.stdout == ""
     assert conflict.value.message in paused.stderr and "HTTP 409" in paused.stderr
+    assert "cannot move run from COMPLETED to PAUSED" in paused.stderr
 
 
 @transactional
