@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("orchestration", "frontend", "runs", "handlers")
+PACKAGES = ("orchestration", "frontend", "runs", "handlers", "trellis_client")
 
 
 def test_no_import_cycle_among_the_project_modules():
