@@ -231,6 +231,8 @@ def test_up_starts_the_stack_and_sigterm_stops_every_process(tmp_path):
         token = output.wait_for(r"API token\s+(\w+)", 1, up).group(1)
         assert "Login      admin / up-test-password" in output.text
         assert f"http://127.0.0.1:{port}/dashboard/" in output.text
+        assert "Docs       docs/index.md" in output.text  # where the documentation is
+        assert (ROOT / "docs" / "index.md").is_file()
         started = descendants(up.pid)
         names = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in started)
         for expected in ("daphne", "worker", "beat", "valkey-server"):

@@ -440,6 +440,7 @@ class Command(BaseCommand):
             f"  URL        {base}/",
             f"  Dashboard  {base}/dashboard/",
             f"  API docs   {base}/docs",
+            "  Docs       docs/index.md (or: .venv/bin/mkdocs serve -a 127.0.0.1:8001)",
             f"  Admin      {base}/admin/",
             f"  Login      {account.username} / {password}",
             f"  API token  {account.token}",
