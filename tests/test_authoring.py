@@ -27,7 +27,7 @@ def notify(ctx: Context, to: str, lines: list[str], **extra: Any) -> None: ...
 
 
 def restock() -> Workflow:
-    """The example of DESIGN §15 and the README."""
+    """The example of DESIGN §15 and docs/examples/restock_workflow.py."""
     wf = Workflow("restock", inputs={"type": "object", "properties": {"sku": {"type": "string"}}})
     stock = wf.http("check_stock", url="https://stock.example.com/{{ inputs.sku }}")
     order = wf.call(create_order, sku=wf.inputs.sku, qty=stock.output.data.missing)

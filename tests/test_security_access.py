@@ -2,7 +2,7 @@
 
 The walk enumerates Django's URL resolver and the WebSocket router; a route that is missing
 from ``ACCESS`` fails the suite, so a new view cannot ship without its guard being stated
-and checked here. The table in the README ("Permissions") says the same in prose.
+and checked here. The table in docs/security.md ("Who may do what") says the same in prose.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def test_migrations_match_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-#: The production environment the README documents ("Production").
+#: The production environment docs/operations/production.md documents ("HTTPS and cookies").
 PRODUCTION_ENV = {
     "DEBUG": "false",
     "SECRET_KEY": "k3y-" + "9f8e7d6c5b4a" * 5,
