@@ -155,8 +155,12 @@ def validate_only(path: Path) -> bool:
 
 def uses_django(path: Path) -> bool:
     tree = ast.parse(path.read_text())
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names]  # fmt: skip
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
     imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     return any(name.split(".")[0] in DJANGO_MODULES for name in imported)
 

@@ -75,10 +75,13 @@ def body_phrase(content: Mapping[str, Any], types: Types) -> str:
 
 def response_rows(operation: Mapping[str, Any], types: Types) -> list[list[str]]:
     return [
-        [code(status), response.get("description") or " ",
-         body_phrase(response.get("content", {}), types)]
+        [
+            code(status),
+            response.get("description") or " ",
+            body_phrase(response.get("content", {}), types),
+        ]
         for status, response in sorted(operation["responses"].items())
-    ]  # fmt: skip
+    ]
 
 
 def _operation_section(
@@ -93,10 +96,15 @@ def _operation_section(
     parameters = op.get("parameters") or []
     if parameters:
         rows = [
-            [code(p["name"]), p["in"], types.of(p.get("schema", {})),
-             "yes" if p.get("required") else "no", p.get("description", "")]
+            [
+                code(p["name"]),
+                p["in"],
+                types.of(p.get("schema", {})),
+                "yes" if p.get("required") else "no",
+                p.get("description", ""),
+            ]
             for p in sorted(parameters, key=lambda p: (p["in"] != "path", p["in"], p["name"]))
-        ]  # fmt: skip
+        ]
         lines += ["", table(["parameter", "in", "type", "required", "description"], rows)]
     request = op.get("requestBody")
     if request:
@@ -130,10 +138,13 @@ def api_page(document: Mapping[str, Any]) -> str:
     info = document["info"]
     schemes = document["components"].get("securitySchemes", {})
     auth_rows = [
-        [code(name), scheme.get("description")
-         or f"{scheme.get('in', '')} {scheme.get('name') or scheme.get('scheme', '')}"]
+        [
+            code(name),
+            scheme.get("description")
+            or f"{scheme.get('in', '')} {scheme.get('name') or scheme.get('scheme', '')}",
+        ]
         for name, scheme in sorted(schemes.items())
-    ]  # fmt: skip
+    ]
     intro = (
         f"{info.get('description', '')} Version {info['version']}. The OpenAPI 3 document is "
         "`GET /api/schema/`, the Swagger UI `/docs`; this page is generated from the same "
@@ -182,11 +193,13 @@ def seed_page(document: Mapping[str, Any]) -> str:
             + table(["status", "meaning", "body"], response_rows(op, types))
         )
     state_rows = [
-        [code(seed),
-         codes(s for s in RunState if SEED_RUN_STATUS[s] == seed),
-         codes(s for s in NodeState if SEED_NODE_STATE[s] == seed)]
+        [
+            code(seed),
+            codes(s for s in RunState if SEED_RUN_STATUS[s] == seed),
+            codes(s for s in NodeState if SEED_NODE_STATE[s] == seed),
+        ]
         for seed in SEED_STATES
-    ]  # fmt: skip
+    ]
     final_rows = [[code(status), code(word)] for status, word in FINAL_STATUS.items()]
     return page(
         "seed-004 routes",
@@ -196,12 +209,11 @@ def seed_page(document: Mapping[str, Any]) -> str:
         "## Routes\n\n" + "\n\n".join(routes),
         "## States\n\nA seed client sees four states, for the run's `status` and each node's "
         "`state`; Trellis's own word rides along as `trellis_status` / `trellis_state`.\n\n"
-        + table(["a seed client sees", "for the run statuses", "for the node states"],
-                state_rows),
+        + table(["a seed client sees", "for the run statuses", "for the node states"], state_rows),
         "## Final status\n\n`results.final_status` of a finished run:\n\n"
         + table(["run status", "final_status"], final_rows),
         "## Configs\n\nThe seed routes read node configs as the reference's models do: a "
         "`null` value counts as absent, and a key the handler does not take is ignored, with "
         "one `warnings` item (`{path, message}`) each in the submit or trigger answer. The "
         "resource API under `/api/v1/` refuses both.",
-    )  # fmt: skip
+    )

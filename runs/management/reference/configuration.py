@@ -43,8 +43,12 @@ PARSERS = {
 
 def _knob_parser(knob: Knob) -> str:
     """What ``orchestration.settings.knob`` reads a knob's variable as (same order of tests)."""
-    for kind, parser in ((bool, "env_bool"), (int, "env_int"), (float, "env_float"),
-                         (list, "env_list")):  # fmt: skip
+    for kind, parser in (
+        (bool, "env_bool"),
+        (int, "env_int"),
+        (float, "env_float"),
+        (list, "env_list"),
+    ):
         if isinstance(knob.default, kind):
             return parser
     return "env_str"
@@ -128,10 +132,15 @@ def settings_page(
     extra = [n for n in environ_reads(other_sources) if n not in knobs]
     require("environment variables", [*others, *extra, f"{ENV_PREFIX}<NAME>"], text.ENVIRONMENT)
     env_rows = [
-        [code(name), _parsed(read, None), _env_default(read),
-         f"≥ {read['minimum']}" if read["minimum"] else " ", text.ENVIRONMENT[name]]
+        [
+            code(name),
+            _parsed(read, None),
+            _env_default(read),
+            f"≥ {read['minimum']}" if read["minimum"] else " ",
+            text.ENVIRONMENT[name],
+        ]
         for name, read in sorted(others.items())
-    ]  # fmt: skip
+    ]
     env_rows += [
         [code(name), "text", "unset", " ", text.ENVIRONMENT[name]]
         for name in sorted([*extra, f"{ENV_PREFIX}<NAME>"])
@@ -145,7 +154,7 @@ def settings_page(
         "## Knobs\n\n"
         + table(
             ["setting", "default", "minimum", "meaning", "environment (standalone)"], knob_rows
-        ),  # fmt: skip
+        ),
         "## Other environment variables of the standalone stack\n\n"
         + table(["variable", "read as", "default", "minimum", "meaning"], env_rows),
     )
@@ -182,10 +191,11 @@ def _argument(action: argparse.Action) -> str:
 
 def _own_actions(parser: argparse.ArgumentParser, shared: set[str]) -> list[argparse.Action]:
     return [
-        a for a in parser._actions
+        a
+        for a in parser._actions
         if not isinstance(a, argparse._HelpAction | argparse._SubParsersAction)
         and not set(a.option_strings) & shared
-    ]  # fmt: skip
+    ]
 
 
 def _argument_rows(actions: list[argparse.Action]) -> list[list[str]]:
@@ -193,8 +203,9 @@ def _argument_rows(actions: list[argparse.Action]) -> list[list[str]]:
     for action in actions:
         default = action.default
         shown = " " if default in (None, False, argparse.SUPPRESS) else literal(default)
-        rows.append([code(_argument(action).strip("[]…") or action.dest), action.help or " ",
-                     shown])  # fmt: skip
+        rows.append(
+            [code(_argument(action).strip("[]…") or action.dest), action.help or " ", shown]
+        )
     return rows
 
 
@@ -240,8 +251,13 @@ def cli_page(parser: argparse.ArgumentParser | None = None) -> str:
         for name, command in _subcommands(group_parser).items():
             actions = _own_actions(command, shared)
             usage = " ".join(["trellis", group, name, *(_argument(a) for a in actions)])
-            lines = [f"### `trellis {group} {name}`", "", _sentence(helps.get(name, "")),
-                     "", f"Usage: `{usage}`"]  # fmt: skip
+            lines = [
+                f"### `trellis {group} {name}`",
+                "",
+                _sentence(helps.get(name, "")),
+                "",
+                f"Usage: `{usage}`",
+            ]
             if actions:
                 lines += ["", table(["argument", "meaning", "default"], _argument_rows(actions))]
             sections.append("\n".join(lines))
@@ -259,7 +275,9 @@ def cli_page(parser: argparse.ArgumentParser | None = None) -> str:
         "## Commands\n\n" + "\n\n".join(sections),
         "## Environment\n\nWhere and who: `--url` / `--token`, else `--profile` (or "
         "`TRELLIS_PROFILE`), else `TRELLIS_URL` / `TRELLIS_TOKEN`, else the default profile.\n\n"
-        + table(["variable", "meaning"],
-                [[code(name), text.CLI_ENVIRONMENT[name]] for name in environment]),
+        + table(
+            ["variable", "meaning"],
+            [[code(name), text.CLI_ENVIRONMENT[name]] for name in environment],
+        ),
         "## Exit statuses\n\n" + table(["status", "meaning"], status_rows),
-    )  # fmt: skip
+    )

@@ -91,21 +91,33 @@ def spec_page(document: Mapping[str, Any]) -> str:
     types = Types(schemas, link="api.md")
     top_required = set(top.get("required", ()))
     top_rows = [
-        [code(key), types.of(top["properties"][key]),
-         "yes" if key in top_required else "no", text.SPEC_KEYS[key].format(**facts)]
+        [
+            code(key),
+            types.of(top["properties"][key]),
+            "yes" if key in top_required else "no",
+            text.SPEC_KEYS[key].format(**facts),
+        ]
         for key in model.TOP_LEVEL_KEYS
-    ]  # fmt: skip
+    ]
     node_rows = [
-        [code(key), types.of(node["properties"][key]), _node_default(key, node_required),
-         text.NODE_KEYS[key].format(**facts)]
+        [
+            code(key),
+            types.of(node["properties"][key]),
+            _node_default(key, node_required),
+            text.NODE_KEYS[key].format(**facts),
+        ]
         for key in model.NODE_KEYS
-    ]  # fmt: skip
+    ]
     option_rows = [
-        [code(key), code(f"defaults.{key}"),
-         _knob_default(model.OPTION_KNOBS[key]) if key in model.OPTION_KNOBS
-         else code(model.DEFAULT_TRIGGER_RULE)]
+        [
+            code(key),
+            code(f"defaults.{key}"),
+            _knob_default(model.OPTION_KNOBS[key])
+            if key in model.OPTION_KNOBS
+            else code(model.DEFAULT_TRIGGER_RULE),
+        ]
         for key in model.DEFAULT_KEYS
-    ]  # fmt: skip
+    ]
     rules = trigger_rules()
     rule_rows = [
         [code(rule) + (" (default)" if rule == model.DEFAULT_TRIGGER_RULE else ""), meaning]
@@ -136,7 +148,7 @@ def spec_page(document: Mapping[str, Any]) -> str:
         "`defaults`, then the setting (see the settings reference).\n\n"
         + table(["option", "spec default", "else"], option_rows),
         "## Trigger rules\n\n"
-        + table(["rule", "the node, once every dependency finished"], rule_rows),  # fmt: skip
+        + table(["rule", "the node, once every dependency finished"], rule_rows),
         "## Templates\n\nStrings in `config`, and `when` and `map`, are sandboxed Jinja "
         "templates. A node's output is `<node id>.output`; these names are reserved:\n\n"
         + table(["name", "is"], name_rows),
@@ -201,9 +213,13 @@ def handler_section(name: str, handlers: Mapping[str, Handler]) -> str:
         lines += ["", " ".join(notes)]
     if isinstance(handler, Python):
         lines += [
-            "", doc_markup(type(handler).__doc__ or ""), "", _python_note(), "",
+            "",
+            doc_markup(type(handler).__doc__ or ""),
+            "",
+            _python_note(),
+            "",
             _python_functions_section(),
-        ]  # fmt: skip
+        ]
     return "\n".join(lines)
 
 

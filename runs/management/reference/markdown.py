@@ -150,11 +150,15 @@ class Types:
         """One row per property: key, type (with limits), required, default, description."""
         required = set(schema.get("required") or ())
         return [
-            [code(key), self.with_limits(prop), "yes" if key in required else "no",
-             literal(prop["default"]) if "default" in prop else " ",
-             prop.get("description", "")]
+            [
+                code(key),
+                self.with_limits(prop),
+                "yes" if key in required else "no",
+                literal(prop["default"]) if "default" in prop else " ",
+                prop.get("description", ""),
+            ]
             for key, prop in (schema.get("properties") or {}).items()
-        ]  # fmt: skip
+        ]
 
 
 FIELD_HEADERS = ["key", "type", "required", "default", "description"]
@@ -183,7 +187,9 @@ def environ_reads(sources: Iterable[str]) -> list[str]:
 
 def python_sources(*folders: Path) -> list[tuple[Path, str]]:
     files = sorted(
-        path for folder in folders for path in folder.rglob("*.py")
+        path
+        for folder in folders
+        for path in folder.rglob("*.py")
         if "migrations" not in path.parts
-    )  # fmt: skip
+    )
     return [(path, path.read_text()) for path in files]

@@ -32,13 +32,15 @@ def stale_pages(pages: Mapping[str, str], directory: Path = OUTPUT) -> list[str]
     """The pages whose file in ``directory`` is missing or differs, and generated-looking
     files there that no page produces."""
     stale = [
-        name for name, content in sorted(pages.items())
+        name
+        for name, content in sorted(pages.items())
         if not (directory / name).is_file() or (directory / name).read_text() != content
-    ]  # fmt: skip
+    ]
     leftovers = [
-        path.name for path in sorted(directory.glob("*.md"))
+        path.name
+        for path in sorted(directory.glob("*.md"))
         if path.name not in pages and path.read_text().startswith(GENERATED)
-    ]  # fmt: skip
+    ]
     return stale + leftovers
 
 
