@@ -22,7 +22,7 @@ SPEC_KEYS: dict[str, str] = {
     "checked against it when the run starts.",
     "defaults": "Node options for every node that does not set them: {DEFAULT_KEYS}.",
     "schedule": "A cron expression of 5 fields (minute hour day month weekday, digits and "
-    "`* / , -`); beat starts a run with no inputs at each match.",
+    "`* / , -`); beat starts a run at each match, its inputs the `inputs` schema's defaults.",
     "dag": "An object with one key, `nodes`: a non-empty list of at most {TRELLIS_MAX_NODES} "
     "nodes (`TRELLIS_MAX_NODES`).",
     "max_concurrent_runs": "Runs of this workflow that may be RUNNING at once; more wait PENDING "
