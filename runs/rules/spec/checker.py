@@ -24,10 +24,14 @@ from ..config import default_queue, setting
 from ..templating import RESERVED_NAMES
 from .model import (
     DEFAULT_KEYS,
+    DEFAULT_TRIGGER_RULE,
     MAX_BACKOFF,
     MAX_NAME_LENGTH,
     MAX_RETRIES,
+    NODE_ID_PATTERN,
     NODE_KEYS,
+    OPTION_KNOBS,
+    QUEUE_PATTERN,
     TOP_LEVEL_KEYS,
     TRIGGER_RULES,
     NodeSpec,
@@ -39,8 +43,8 @@ from .model import (
 
 __all__ = ["parse_spec", "validate_spec"]
 
-_NODE_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}", re.ASCII)
-_QUEUE_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}", re.ASCII)
+_NODE_ID_RE = re.compile(NODE_ID_PATTERN, re.ASCII)
+_QUEUE_RE = re.compile(QUEUE_PATTERN, re.ASCII)
 _CRON_FIELD_RE = re.compile(r"[0-9*/,-]+", re.ASCII)
 
 
@@ -649,11 +653,11 @@ def parse_spec(doc: Any) -> WorkflowSpec:
     assert checked.graph is not None
     defaults = {k: v for k, v in (doc.get("defaults") or {}).items() if v is not None}
     fallback = {
-        "retries": int(setting("TRELLIS_DEFAULT_RETRIES")),
-        "backoff": float(setting("TRELLIS_DEFAULT_BACKOFF")),
-        "timeout": float(setting("TRELLIS_DEFAULT_NODE_TIMEOUT")),
-        "queue": default_queue(),
-        "trigger_rule": "all_success",
+        "retries": int(setting(OPTION_KNOBS["retries"])),
+        "backoff": float(setting(OPTION_KNOBS["backoff"])),
+        "timeout": float(setting(OPTION_KNOBS["timeout"])),
+        "queue": default_queue(),  # OPTION_KNOBS["queue"], else the Celery app's default
+        "trigger_rule": DEFAULT_TRIGGER_RULE,
     }
 
     fallback.update(defaults)  # node value > spec defaults > settings

@@ -11,10 +11,14 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_KEYS",
+    "DEFAULT_TRIGGER_RULE",
     "MAX_BACKOFF",
     "MAX_NAME_LENGTH",
     "MAX_RETRIES",
+    "NODE_ID_PATTERN",
     "NODE_KEYS",
+    "OPTION_KNOBS",
+    "QUEUE_PATTERN",
     "TOP_LEVEL_KEYS",
     "TRIGGER_RULES",
     "NodeSpec",
@@ -47,6 +51,17 @@ NODE_KEYS = (
     "description",
 )
 DEFAULT_KEYS = ("retries", "backoff", "timeout", "queue", "trigger_rule")
+DEFAULT_TRIGGER_RULE = "all_success"
+# The knob a node option falls back to when neither the node nor the spec's `defaults` sets
+# it (the queue's knob may be unset too: then the Celery app's default queue).
+OPTION_KNOBS = {
+    "retries": "TRELLIS_DEFAULT_RETRIES",
+    "backoff": "TRELLIS_DEFAULT_BACKOFF",
+    "timeout": "TRELLIS_DEFAULT_NODE_TIMEOUT",
+    "queue": "TRELLIS_DEFAULT_QUEUE",
+}
+NODE_ID_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]{0,99}"
+QUEUE_PATTERN = r"[A-Za-z0-9_.-]{1,100}"
 MAX_NAME_LENGTH = 200
 MAX_RETRIES = 100
 MAX_BACKOFF = 3600.0
