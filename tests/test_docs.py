@@ -196,6 +196,8 @@ def trellis_shim(folder: Path) -> Path:
 def run_program(path: Path, user, request, tmp_path: Path) -> None:
     server = request.getfixturevalue("web_server")
     request.getfixturevalue("worker")
+    user.is_staff = True  # metrics.sh reads /metrics, which is for staff
+    user.save(update_fields=["is_staff"])
     token = Token.objects.create(user=user).key
     env = user_env(server, token, tmp_path / "config")
     if path.suffix == ".sh":
@@ -206,9 +208,7 @@ def run_program(path: Path, user, request, tmp_path: Path) -> None:
         argv = [sys.executable, "-c", DJANGO_WRAPPER, str(path)]
     else:
         argv = [sys.executable, str(path)]
-    result = subprocess.run(
-        argv, env=env, cwd=EXAMPLES, capture_output=True, text=True, timeout=180
-    )
+    result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"{path.name} exited {result.returncode}:\n" + (
         result.stdout[-3000:] + result.stderr[-3000:]
     )
