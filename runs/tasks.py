@@ -27,6 +27,7 @@ from handlers.registry import (
 )
 
 from . import heartbeat  # noqa: F401 - connects the worker's heartbeat to Celery's signals
+from .capture import capture_attempt
 from .engine import queue_limits
 from .engine.definitions import load_run, spec_for_version
 from .engine.reconciler import reconcile
@@ -159,7 +160,12 @@ class _Execution:
 
     def call_handler(self, scope: dict[str, Any], upstream: dict[str, Any]) -> Any:
         config = templating.render_value(self.config(), {**scope, "secrets": self.secrets})
-        output = get_handler(self.node_spec.handler).run(self.context(upstream), config)
+        handler = get_handler(self.node_spec.handler)
+        # what the handler logs and prints, not the rendering above (Trellis's own work)
+        with capture_attempt(
+            self.run.pk, self.node.node_id, self.node.attempt, self.secrets.redact
+        ):
+            output = handler.run(self.context(upstream), config)
         if isinstance(output, StartChildRun) and self.secrets.used:
             # the child's inputs are stored and shown like any run's
             return dataclasses.replace(output, inputs=self.secrets.redact(output.inputs))

@@ -60,6 +60,13 @@ KNOBS: dict[str, Knob] = {
         [], "Private hosts, domains or networks that HTTP and LLM nodes may reach."
     ),
     "TRELLIS_SECRETS": Knob({}, "Secrets by name for `{{ secrets.NAME }}` (or TRELLIS_SECRET_*)."),
+    "TRELLIS_CAPTURE_LOG_LEVEL": Knob(
+        "INFO", "Handlers' `logging` records from this level become node logs (OFF: none)."
+    ),
+    "TRELLIS_CAPTURE_LOG_LINES": Knob(
+        200, "Lines of `logging` and `print` output kept per node attempt.", 0
+    ),
+    "TRELLIS_CAPTURE_LINE_BYTES": Knob(2000, "Bytes of one captured line; the rest is cut.", 80),
     # Workers and recovery
     "TRELLIS_HEARTBEAT_SECONDS": Knob(5.0, "How often a worker reports it is alive (s).", 0.1),
     "TRELLIS_WORKER_DEAD_AFTER": Knob(30.0, "Silence before a worker counts as lost (s).", 0.5),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import time
@@ -182,3 +183,30 @@ def report(ctx: Context, steps: int = 5, pause: float = 0.1, note: str = "") -> 
         ctx.log(f"finished step {step}")
     ctx.markdown(note or f"**Done** after {steps} steps.")
     return {"steps": steps}
+
+
+@python_function()
+def chatty(
+    ctx: Context,
+    tag: str,
+    lines: int = 2,
+    pause: float = 0.0,
+    secret: str = "",
+    fail_first: str = "",
+) -> dict[str, Any]:
+    """Log (logger ``shop``, INFO) and print ``lines`` lines each, tagged ``tag``, ``pause``
+    seconds apart; then a DEBUG line and a ``runs.*`` line (neither is captured) and, with
+    ``secret``, a line holding it. With ``fail_first`` (a counter key) the first call fails
+    retryably after its lines. ``{"tag": tag}``."""
+    shop = logging.getLogger("shop")
+    for index in range(int(lines)):
+        shop.info("%s logged %d", tag, index)
+        print(f"{tag} printed {index}")
+        time.sleep(float(pause))
+    shop.debug("%s debug line", tag)
+    logging.getLogger("runs.testapp").warning("%s engine line", tag)
+    if secret:
+        shop.warning("%s uses key %s", tag, secret)
+    if fail_first and bump_counter(f"chatty:{fail_first}") == 1:
+        raise HandlerError(f"{tag} fails once", retryable=True)
+    return {"tag": tag}
