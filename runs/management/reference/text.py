@@ -161,7 +161,17 @@ EVENTS: dict[str, tuple[str, dict[str, str]]] = {
             "index": "(`manage.py bench`) a sequence number",
         },
     ),
-    "node.log": ("A line a handler logged (`ctx.log`).", {"message": "the line"}),
+    "node.log": (
+        "A line a handler logged (`ctx.log`), or that its code logged with `logging` or printed"
+        " while its node ran.",
+        {
+            "message": "the line",
+            "level": "(logged or printed) the level, e.g. `INFO`",
+            "logger": "(logged or printed) the logger's name, or `stdout` / `stderr`",
+            "attempt": "(logged or printed) the attempt that wrote it",
+            "source": "`logging`, `print`, or `capture` (the note on dropped lines)",
+        },
+    ),
     "node.markdown": (
         "Markdown for the dashboard's node panel (`ctx.markdown`), e.g. a waiting node's prompt.",
         {"text": "the markdown"},
