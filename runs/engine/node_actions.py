@@ -51,7 +51,7 @@ def clear_node(run: Run, node_id: str, *, downstream: bool = True, by: str | Non
         _check_resettable(nodes, reset - {node_id}, "clear", node_id)
         _reopen(run, by, "clear")
         data = {"by": by, "action": "clear"}
-        ready = _reset(spec, nodes, reset, counted_pending=reset, data=data)
+        ready = reset_nodes(spec, nodes, reset, counted_pending=reset, data=data)
         # Without its downstream, the node's children keep their states; they count it as
         # pending again, so its next finish is counted off once (and can end the run).
         for child_id in sorted(_children_of(spec, reset) - reset):
@@ -117,7 +117,7 @@ def _settle_by_hand(
             else []
         )
         _reopen(run, by, name)
-        _reset(
+        reset_nodes(
             spec, nodes, reset, counted_pending=reset | {node_id}, data={"by": by, "action": name}
         )
         move_node(node, node.state, target, finished_at=now(), due_at=None, data=data, **fields)
@@ -195,7 +195,7 @@ def _reopen(run: Run, by: str | None, verb: str) -> None:
         )
 
 
-def _reset(
+def reset_nodes(
     spec: WorkflowSpec,
     nodes: dict[str, NodeRun],
     reset: set[str],
@@ -205,7 +205,8 @@ def _reset(
 ) -> list[tuple[NodeRun, int, int]]:
     """Every node of ``reset`` PENDING with counters recomputed (the nodes of
     ``counted_pending`` count as unfinished parents); attempts are kept, each gets a fresh
-    retry budget. Returns ``(node, failed, skipped)`` for those left with no pending parent."""
+    retry budget (run retry uses this too). Returns ``(node, failed, skipped)`` for those
+    left with no pending parent."""
     ready = []
     for node_id in spec.nodes:  # document order
         if node_id not in reset:

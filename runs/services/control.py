@@ -110,34 +110,9 @@ def retry(run_id: Any, user=None) -> Run:
             frontier.extend(spec.children.get(node_id, ()))
         record_event(run.pk, "run.retry", {"by": _actor(user), "nodes": sorted(reset)})
         outbox = Outbox(run, spec)
-        ready = []
-        for node_id in spec.nodes:  # document order
-            if node_id not in reset:
-                continue
-            node = nodes[node_id]
-            parents = spec.nodes[node_id].dependencies
-            pending = sum(1 for parent in parents if parent in reset)
-            skipped = sum(
-                1 for parent in parents if parent not in reset and nodes[parent].state == N.SKIPPED
-            )
-            move_node(
-                node,
-                node.state,
-                N.PENDING,
-                pending_parents=pending,
-                failed_parents=0,
-                skipped_parents=skipped,
-                max_attempts=node.attempt + spec.nodes[node_id].retries + 1,
-                dispatch_token="",
-                error=None,
-                output=None,
-                finished_at=None,
-                due_at=None,
-            )
-            if pending == 0:
-                ready.append((node, skipped))
-        for node, skipped in ready:
-            outbox.make_ready(node, failed_parents=0, skipped_parents=skipped)
+        ready = node_actions.reset_nodes(spec, nodes, reset, counted_pending=reset, data=None)
+        for node, failed, skipped in ready:
+            outbox.make_ready(node, failed_parents=failed, skipped_parents=skipped)
         outbox.flush()
     return run
 
