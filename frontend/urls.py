@@ -21,6 +21,11 @@ urlpatterns = [
         views.run_send_event,
         name="send-event",
     ),
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/<str:node_action>/",
+        views.node_action,
+        name="node-action",
+    ),
     path("dashboard/runs/<uuid:run_id>/<str:action>/", views.run_action, name="run-action"),
     path("dashboard/workflows/", views.workflow_list, name="workflows"),
     path("dashboard/workflows/<str:name>/", views.workflow_detail, name="workflow"),

@@ -16,6 +16,7 @@ the parent run, the parsed error) and keep reading the model objects.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -40,6 +41,7 @@ from runs.rules.states import (
     InvalidTransition,
     NodeState,
     legal_controls,
+    legal_node_actions,
 )
 from runs.services import control
 from runs.services.runs import (
@@ -351,6 +353,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "dependencies": node_spec.dependencies,
             "dependents": spec.children.get(node_id, ()),
             "last_event_id": last_event,
+            "node_actions": legal_node_actions(run.status, node.state),
         },
     )
 
@@ -389,6 +392,58 @@ def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
         run,
         True,
         f"Run {ACTION_VERBS[action]}.",
+        status=run.status,
+        actions=legal_controls(run.status),
+    )
+
+
+NODE_ACTION_VERBS = {"clear": "cleared", "mark": "marked", "skip": "skipped"}
+
+
+@login_required
+@require_POST
+def node_action(request: HttpRequest, run_id, node_id: str, node_action: str) -> HttpResponse:
+    """Clear, mark or skip one node through ``runs.control`` (the panel shows the legal ones).
+    Form fields: clear ``only_this`` (a checkbox: not its downstream); mark ``state``
+    (COMPLETED or FAILED), ``output`` (JSON text, COMPLETED) and ``reason`` (FAILED)."""
+    if node_action not in NODE_ACTION_VERBS:
+        raise Http404("no such node action")
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    get_object_or_404(NodeRun, run=run, node_id=node_id)
+    try:
+        if node_action == "clear":
+            control.clear_node(
+                run.pk, node_id, request.user, downstream="only_this" not in request.POST
+            )
+        elif node_action == "skip":
+            control.skip_node(run.pk, node_id, request.user)
+        else:
+            target, errors = request.POST.get("state", "COMPLETED"), {}
+            output, reason = None, request.POST.get("reason", "").strip()
+            if target not in (NodeState.COMPLETED, NodeState.FAILED):
+                errors["state"] = ["COMPLETED or FAILED"]
+            elif target == NodeState.FAILED and not reason:
+                errors["reason"] = ["a FAILED mark needs a reason"]
+            elif target == NodeState.COMPLETED and request.POST.get("output", "").strip():
+                try:
+                    output = json.loads(request.POST["output"])
+                except ValueError as exc:
+                    errors["output"] = [f"not JSON: {exc}"]
+            if errors:
+                message = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+                return _answer(request, run, False, f"Not marked: {message}", 400, errors=errors)
+            control.mark_node(run.pk, node_id, target, request.user, output=output, reason=reason)
+    except InvalidTransition as exc:
+        sentence = str(exc)
+        return _answer(
+            request, run, False, f"{sentence[:1].upper()}{sentence[1:]}.", 409, current=exc.current
+        )
+    run.refresh_from_db(fields=["status"])
+    return _answer(
+        request,
+        run,
+        True,
+        f"{node_id} {NODE_ACTION_VERBS[node_action]}.",
         status=run.status,
         actions=legal_controls(run.status),
     )

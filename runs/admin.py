@@ -262,6 +262,41 @@ def _control_action(action: str, verb: str):
     return admin.action(description=f"{action.capitalize()} selected runs")(run_action)
 
 
+def _node_action(action: str, verb: str):
+    """An admin action running ``runs.control.<action>_node`` (clear with its downstream, or
+    skip) on each selected node; illegal ones are refused one by one and reported. Marking
+    needs an output or a reason: the dashboard's node panel does it."""
+
+    def node_action(
+        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[NodeRun]
+    ):
+        done: list[str] = []
+        refused: list[str] = []
+        for run_id, node_id in queryset.values_list("run_id", "node_id"):
+            try:
+                getattr(control, f"{action}_node")(run_id, node_id, request.user)
+            except InvalidTransition as exc:
+                refused.append(f"{node_id} ({exc.current})")
+            else:
+                done.append(node_id)
+        if done:
+            modeladmin.message_user(
+                request,
+                f"{verb.capitalize()} {len(done)} node(s): {', '.join(done)}.",
+                messages.SUCCESS,
+            )
+        if refused:
+            modeladmin.message_user(
+                request,
+                f"Cannot {action} {len(refused)} node(s) in their current state: "
+                f"{', '.join(refused)}.",
+                messages.ERROR,
+            )
+
+    node_action.__name__ = f"{action}_nodes"
+    return admin.action(description=f"{action.capitalize()} selected nodes")(node_action)
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
     list_display = (
@@ -417,6 +452,15 @@ class NodeRunAdmin(ReadOnlyAdmin):
         "attempts_pretty",
     )
     readonly_fields = fields
+    actions = (_node_action("clear", "cleared"), _node_action("skip", "skipped"))
+
+    def get_actions(self, request: HttpRequest):
+        # Node actions change runs: the same permission as the run controls.
+        actions = super().get_actions(request)
+        if not request.user.has_perm("trellis.change_run") and not request.user.is_superuser:
+            for name in ("clear_nodes", "skip_nodes"):
+                actions.pop(name, None)
+        return actions
 
     @admin.display(description="run", ordering="run__created_at")
     def run_link(self, obj: NodeRun) -> SafeString:

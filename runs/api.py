@@ -42,6 +42,9 @@ from .serializers import (
     ErrorSerializer,
     EventDeliveredSerializer,
     EventSerializer,
+    NodeClearSerializer,
+    NodeMarkSerializer,
+    NodeSkipSerializer,
     RunDetailSerializer,
     RunEventListSerializer,
     RunFilter,
@@ -580,6 +583,63 @@ class RunControlView(TrellisAPIView):
         run = _run_for(request, run_id)
         getattr(control, self.action)(run.pk, request.user)
         return Response(run_view(_run_for(request, run_id)))
+
+
+NODE_ACTION_BODIES = {
+    "clear": NodeClearSerializer,
+    "mark": NodeMarkSerializer,
+    "skip": NodeSkipSerializer,
+}
+NODE_ACTION_SUMMARIES = {
+    "clear": "Clear a finished node: it (and by default its downstream) runs again",
+    "mark": "Mark a node COMPLETED (with an output) or FAILED (with a reason) by hand",
+    "skip": "Skip a pending, ready, queued or failed node (downstream follows trigger rules)",
+}
+
+
+class NodeActionSchema(AutoSchema):
+    """The three node-action routes share one view class, as the run controls do."""
+
+    def get_operation_id(self) -> str:
+        return f"run_nodes_{self.view.action}"
+
+    def get_summary(self) -> str:
+        return NODE_ACTION_SUMMARIES[self.view.action]
+
+    def get_request_serializer(self):
+        return NODE_ACTION_BODIES[self.view.action]
+
+
+class NodeActionView(TrellisAPIView):
+    """POST /api/v1/runs/{id}/nodes/{node}/<action>/: clear, mark, skip (409 when illegal;
+    404 for an unknown node). Answers the run with its nodes."""
+
+    action = ""
+    schema = NodeActionSchema()
+
+    @extend_schema(
+        tags=["runs"],
+        responses={200: RunDetailSerializer, **error_responses(400, 401, 404, 409, 413)},
+    )
+    def post(self, request: Request, run_id, node_id: str) -> Response:
+        run = _run_for(request, run_id)
+        body = NODE_ACTION_BODIES[self.action](data=request.data or {})
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if self.action == "clear":
+            control.clear_node(run.pk, node_id, request.user, downstream=data["downstream"])
+        elif self.action == "mark":
+            control.mark_node(
+                run.pk,
+                node_id,
+                data["state"],
+                request.user,
+                output=data.get("output"),
+                reason=data.get("reason", ""),
+            )
+        else:
+            control.skip_node(run.pk, node_id, request.user)
+        return Response(run_view(_run_for(request, run_id), nodes=True))
 
 
 # --------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """What the REST API reads and answers, as DRF serializers, and the run list's filters.
 
-Request serializers (``RunStartSerializer``, ``EventSerializer``, ``SessionCreateSerializer``,
-``SessionPatchSerializer``) validate bodies in ``runs.api``. The response serializers only
-*describe* bodies for the OpenAPI document: the views answer with the one shape of each
-object from ``runs.services.shapes`` (and ``runs.api``'s workflow and version views), and
-``tests/test_openapi.py`` checks live answers against these descriptions, so a field added
-there and not here (or the other way round) fails a test.
+Request serializers (``RunStartSerializer``, ``EventSerializer``, the node actions' bodies,
+``SessionCreateSerializer``, ``SessionPatchSerializer``) validate bodies in ``runs.api``. The
+response serializers only *describe* bodies for the OpenAPI document: the views answer with
+the one shape of each object from ``runs.services.shapes`` (and ``runs.api``'s workflow and
+version views), and ``tests/test_openapi.py`` checks live answers against these
+descriptions, so a field added there and not here (or the other way round) fails a test.
 
 The run list's filters are a django-filter ``FilterSet`` (``RunFilter``), so that they are
 listed as query parameters of the list; a bad value keeps its own sentence and answers 400 in
@@ -231,6 +231,35 @@ class RunResultSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     node = serializers.CharField(max_length=100)
     data = serializers.JSONField(required=False, default=dict)
+
+
+class NodeClearSerializer(serializers.Serializer):
+    downstream = serializers.BooleanField(
+        required=False, default=True, help_text="also run every node below it again"
+    )
+
+
+class NodeMarkSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["COMPLETED", "FAILED"])
+    output = serializers.JSONField(
+        required=False, allow_null=True, default=None, help_text="COMPLETED: the node's output"
+    )
+    reason = serializers.CharField(
+        required=False, max_length=2000, help_text="FAILED: why (the node's error message)"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["state"] == "FAILED" and not attrs.get("reason"):
+            raise serializers.ValidationError({"reason": ["a FAILED mark needs a reason"]})
+        if attrs["state"] == "COMPLETED" and "reason" in attrs:
+            raise serializers.ValidationError({"reason": ["a COMPLETED mark takes an output"]})
+        if attrs["state"] == "FAILED" and attrs.get("output") is not None:
+            raise serializers.ValidationError({"output": ["a FAILED mark takes a reason"]})
+        return attrs
+
+
+class NodeSkipSerializer(serializers.Serializer):
+    """No fields: the body may be empty."""
 
 
 class RunEventSerializer(serializers.Serializer):

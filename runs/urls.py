@@ -32,6 +32,14 @@ urlpatterns = [
         )
         for action in ("pause", "resume", "cancel", "retry")
     ],
+    *[
+        path(
+            f"api/v1/runs/<uuid:run_id>/nodes/<str:node_id>/{action}/",
+            api.NodeActionView.as_view(action=action),
+            name=f"node-{action}",
+        )
+        for action in ("clear", "mark", "skip")
+    ],
     path("api/v1/sessions/", api.SessionListView.as_view(), name="sessions"),
     path("api/v1/sessions/<uuid:session_id>/", api.SessionDetailView.as_view(), name="session"),
     path("api/v1/workers/", api.WorkerListView.as_view(), name="workers"),

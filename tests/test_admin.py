@@ -230,3 +230,26 @@ def test_view_only_staff_get_no_run_actions(staff_user, staff_client, run):
         admin_url(Run, "changelist"), {"action": "cancel_runs", "_selected_action": [str(run.pk)]}
     )
     assert status(run) == "PENDING"
+
+
+@pytest.mark.django_db
+def test_node_skip_action_goes_through_the_table(admin_client, admin_user, run):
+    def skip(node_id: str):
+        node = NodeRun.objects.get(run=run, node_id=node_id)
+        response = admin_client.post(
+            admin_url(NodeRun, "changelist"),
+            {"action": "skip_nodes", "_selected_action": [str(node.pk)]},
+            follow=True,
+        )
+        return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
+
+    # a PENDING run has not started: node actions are refused
+    assert skip("end") == [
+        ("error", "Cannot skip 1 node(s) in their current state: end (PENDING).")
+    ]
+    move_run(run, "PENDING", "RUNNING")
+    assert skip("end") == [("success", "Skipped 1 node(s): end.")]
+    assert NodeRun.objects.get(run=run, node_id="end").state == "SKIPPED"
+    assert RunEvent.objects.filter(
+        run=run, node_id="end", kind="node.action", data__by=admin_user.username
+    ).exists()

@@ -23,9 +23,9 @@ from tests.client_helpers import (
     user_env,
     waiting_spec,
 )
-from tests.conftest import wait_node
+from tests.conftest import wait_for_run, wait_node
 from tests.servers import refused_url
-from tests.specs import unique_name
+from tests.specs import py, spec, unique_name
 from trellis_client import (
     ApiError,
     AsyncClient,
@@ -253,6 +253,38 @@ def test_runs_sessions_workers_and_errors(worker, client, web_server):
     with Client(web_server, "wrong") as stranger, pytest.raises(AuthError) as denied:
         stranger.get_run(run.id)
     assert denied.value.status == 401 and denied.value.message == "Invalid token."
+
+
+@transactional
+def test_node_actions_clear_mark_and_skip(worker, client):
+    name = unique_name("cl")
+    nodes = [
+        py("explode", "boom"),
+        py("after", "echo", ["explode"], kwargs={"got": "{{ explode.output }}"}),
+    ]
+    client.push_workflow(spec(nodes, name=name))
+    run = client.start_run(name)
+    assert wait_for_run(run.id).status == "FAILED"
+
+    skipped = client.skip_node(run.id, "explode")
+    assert {node.id: node.state for node in skipped.nodes}["explode"] == "SKIPPED"
+    assert wait_for_run(run.id).status == "COMPLETED"
+    assert {n.id: n.state for n in client.get_run(run.id).nodes}["after"] == "SKIPPED"
+
+    cleared = client.clear_node(run.id, "explode")
+    assert cleared.status in ("RUNNING", "FAILED")  # boom may have failed again already
+    assert wait_for_run(run.id).status == "FAILED"
+    assert {n.id: n.attempt for n in client.get_run(run.id).nodes}["explode"] == 2
+
+    client.mark_node(run.id, "explode", output={"v": 1})
+    assert wait_for_run(run.id).status == "COMPLETED"
+    after = {n.id: n for n in client.get_run(run.id).nodes}["after"]
+    assert after.output == {"got": {"v": 1}}
+    with pytest.raises(Conflict) as conflict:
+        client.mark_node(run.id, "explode", "FAILED", reason="too late")
+    assert conflict.value.current == "COMPLETED"
+    with pytest.raises(NotFound):
+        client.skip_node(run.id, "ghost")
 
 
 @transactional

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from rest_framework.authtoken.models import Token
 
+from runs.models import NodeRun
 from tests.client_helpers import (
     ROOT,
     TRELLIS,
@@ -26,7 +27,7 @@ from tests.client_helpers import (
     user_env,
     waiting_spec,
 )
-from tests.conftest import wait_node
+from tests.conftest import wait_for_run, wait_node
 from tests.servers import refused_url
 from tests.specs import unique_name
 from trellis_client import Client, Conflict
@@ -211,6 +212,36 @@ def test_a_waiting_run_gets_its_event_and_completes(worker, env, home):
     assert paused.returncode == 2 and paused.stdout == ""
     assert conflict.value.message in paused.stderr and "HTTP 409" in paused.stderr
     assert "cannot move run from COMPLETED to PAUSED" in paused.stderr
+
+
+@transactional
+def test_node_actions_from_the_command_line(worker, env, home):
+    doc = failing_spec(unique_name("node"))
+    assert trellis("workflow", "push", *write_specs(home, doc), env=env, cwd=home).returncode == 0
+    started = trellis("run", "start", doc["name"], "--json", env=env, cwd=home)
+    run_id = json.loads(started.stdout)["id"]
+    assert wait_for_run(run_id).status == "FAILED"
+
+    skipped = trellis("run", "skip", run_id, "explode", env=env, cwd=home)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "node explode: SKIPPED" in skipped.stdout
+    assert wait_for_run(run_id).status == "COMPLETED"
+
+    cleared = trellis("run", "clear", run_id, "explode", "--only-this", env=env, cwd=home)
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"run {run_id}: " in cleared.stdout and "node explode: " in cleared.stdout
+    assert wait_for_run(run_id).status == "FAILED"
+    assert NodeRun.objects.get(run_id=run_id, node_id="explode").attempt == 2
+
+    marked = trellis("run", "mark", run_id, "explode", "--output", '{"v": 1}', "--json", env=env,
+                     cwd=home)  # fmt: skip
+    assert marked.returncode == 0, marked.stderr
+    nodes = {n["id"]: n for n in json.loads(marked.stdout)["nodes"]}
+    assert nodes["explode"]["state"] == "COMPLETED" and nodes["explode"]["output"] == {"v": 1}
+    assert wait_for_run(run_id).status == "COMPLETED"
+
+    refused = trellis("run", "mark", run_id, "explode", "--failed", "no", env=env, cwd=home)
+    assert refused.returncode == 2 and "HTTP 409; current: COMPLETED" in refused.stderr
 
 
 @transactional

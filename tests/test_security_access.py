@@ -92,6 +92,18 @@ ACCESS: dict[str, list[Case]] = {
     "runs:run-resume": [CONTROL],
     "runs:run-cancel": [CONTROL],
     "runs:run-retry": [CONTROL],
+    # node actions on the owner's PENDING run are 409 (the run has not started)
+    "runs:node-clear": [CONTROL],
+    "runs:node-mark": [
+        Case(
+            "post",
+            anon=ANON_API,
+            other=HIDDEN,
+            owner={200, 409},
+            body={"state": "COMPLETED", "output": 1},
+        )
+    ],
+    "runs:node-skip": [CONTROL],
     "runs:sessions": [
         API_LIST,
         Case("post", anon=ANON_API, other={201}, owner={201}, body={"state": {}}),
@@ -124,6 +136,7 @@ ACCESS: dict[str, list[Case]] = {
         Case("post", anon="login", other=HIDDEN, owner={302, 200, 400, 409}, body={})
     ],
     "frontend:run-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
+    "frontend:node-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
     "frontend:workflows": [DASH_LIST],
     "frontend:workflow": [DASH_GET],
     "frontend:workers": [Case("get", anon="login", other={200}, owner={200})],
@@ -172,6 +185,7 @@ def world(user, other_user, admin_user):
             "execution_id": str(run.pk),
             "node_id": "ask",
             "action": "pause",
+            "node_action": "skip",
             "session_id": str(session.pk),
         },
     }

@@ -6,12 +6,14 @@ import pytest
 
 from runs.rules.decisions import RUN, SKIP, UPSTREAM_FAILED, backoff_delay, decide
 from runs.rules.states import (
+    NODE_ACTIONS,
     NODE_FINISHED,
     NODE_TRANSITIONS,
     RUN_TRANSITIONS,
     InvalidTransition,
     check_node_transition,
     check_run_transition,
+    legal_node_actions,
 )
 from runs.rules.states import NodeState as N
 from runs.rules.states import RunState as R
@@ -19,10 +21,11 @@ from runs.rules.states import RunState as R
 pytestmark = pytest.mark.unit
 
 
-def test_finished_node_states_only_leave_through_retry():
+def test_finished_node_states_only_leave_through_retry_or_a_node_action():
+    by_hand = {(source, target) for sources, target in NODE_ACTIONS.values() for source in sources}
     for state in NODE_FINISHED:
         targets = {to for frm, to in NODE_TRANSITIONS if frm == state}
-        assert targets <= {N.PENDING}, (state, targets)
+        assert targets - {N.PENDING} == {to for frm, to in by_hand if frm == state} - {N.PENDING}
 
 
 def test_every_node_state_is_reachable_from_pending():
@@ -41,7 +44,8 @@ def test_every_node_state_is_reachable_from_pending():
     [
         (N.PENDING, N.RUNNING),
         (N.COMPLETED, N.RUNNING),
-        (N.QUEUED, N.COMPLETED),
+        (N.QUEUED, N.UPSTREAM_FAILED),
+        (N.COMPLETED, N.FAILED),  # no node action un-completes a node
         (N.READY, N.RUNNING),
     ],
 )
@@ -59,7 +63,7 @@ def test_illegal_node_transitions_raise(frm, to):
         (R.PAUSED, R.RUNNING, True),
         (R.FAILED, R.RUNNING, True),
         (R.COMPLETED, R.PAUSED, False),
-        (R.COMPLETED, R.RUNNING, False),
+        (R.COMPLETED, R.RUNNING, True),  # a node action reopens it
         (R.RUNNING, R.PENDING, False),
         (R.CANCELLED, R.PAUSED, False),
     ],
@@ -102,6 +106,35 @@ def test_every_run_control_is_an_edge_of_the_table():
     for name, (sources, target) in RUN_CONTROLS.items():
         for source in sources:
             assert (source, target) in RUN_TRANSITIONS, (name, source, target)
+
+
+def test_every_node_action_is_an_edge_of_the_table():
+    for name, (sources, target) in NODE_ACTIONS.items():
+        for source in sources:
+            assert (source, target) in NODE_TRANSITIONS, (name, source, target)
+    # a finished run that a node action reopens
+    assert (R.COMPLETED, R.RUNNING) in RUN_TRANSITIONS and (R.FAILED, R.RUNNING) in RUN_TRANSITIONS
+
+
+@pytest.mark.parametrize(
+    "run_status,node_state,actions",
+    [
+        (R.RUNNING, "PENDING", ["mark", "skip"]),
+        (R.PAUSED, "READY", ["mark", "skip"]),
+        (R.RUNNING, "QUEUED", ["mark", "skip"]),
+        (R.RUNNING, "RUNNING", []),
+        (R.RUNNING, "WAITING", []),
+        (R.RUNNING, "RETRYING", ["mark"]),
+        (R.FAILED, "FAILED", ["clear", "mark", "skip"]),
+        (R.FAILED, "UPSTREAM_FAILED", ["clear", "mark"]),
+        (R.COMPLETED, "COMPLETED", ["clear"]),
+        (R.COMPLETED, "SKIPPED", ["clear"]),
+        (R.CANCELLED, "FAILED", []),
+        (R.PENDING, "PENDING", []),
+    ],
+)
+def test_legal_node_actions_follow_the_table(run_status, node_state, actions):
+    assert legal_node_actions(run_status, node_state) == actions
 
 
 @pytest.mark.parametrize(

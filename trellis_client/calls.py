@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
@@ -224,6 +224,13 @@ def get_run(run_id: str) -> Call:
 def control_run(run_id: str, action: str) -> Call:
     """pause, resume, cancel or retry (a Conflict when the run's state does not allow it)."""
     return Call("POST", f"{API}/runs/{run_id}/{action}/", parse=Run.from_dict)
+
+
+def node_action(run_id: str, node: str, action: str, body: dict[str, Any]) -> Call:
+    """clear, mark or skip one node; answers the run with its nodes (a Conflict when the
+    node's or the run's state does not allow it)."""
+    path = f"{API}/runs/{run_id}/nodes/{quote(node, safe='')}/{action}/"
+    return Call("POST", path, json=body, parse=Run.from_dict)
 
 
 def run_results(run_id: str) -> Call:

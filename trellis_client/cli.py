@@ -156,6 +156,25 @@ def run_control(args, client: Client, screen: Screen) -> int:
     return OK
 
 
+def run_node_action(args, client: Client, screen: Screen) -> int:
+    """``trellis run clear|mark|skip ID NODE``: the run's and the node's state after."""
+    if args.command == "clear":
+        run = client.clear_node(args.id, args.node, downstream=not args.only_this)
+    elif args.command == "skip":
+        run = client.skip_node(args.id, args.node)
+    elif args.failed is not None:
+        run = client.mark_node(args.id, args.node, "FAILED", reason=args.failed)
+    else:
+        output = parse_json(args.output, "--output") if args.output is not None else None
+        run = client.mark_node(args.id, args.node, "COMPLETED", output=output)
+    if args.json:
+        emit_json(run.raw)
+    else:
+        state = next((node.state for node in run.nodes if node.id == args.node), "?")
+        screen.line(f"run {run.id}: {run.status}; node {args.node}: {state}")
+    return OK
+
+
 def run_events(args, client: Client, screen: Screen) -> int:
     if args.follow:
         return follow(args, client, screen, args.id, after=args.after)
@@ -280,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "show", run_show, "a run with its nodes").add_argument("id", metavar="ID")
     for action in ("pause", "resume", "cancel", "retry"):
         command("run", action, run_control, f"{action} a run").add_argument("id", metavar="ID")
+    clear = command("run", "clear", run_node_action, "run a finished node (and below) again")
+    clear.add_argument("--only-this", action="store_true", help="not the nodes below it")
+    mark = command("run", "mark", run_node_action, "set a node COMPLETED or FAILED by hand")
+    marked = mark.add_mutually_exclusive_group()
+    marked.add_argument("--output", metavar="JSON", help="COMPLETED with this output")
+    marked.add_argument("--failed", metavar="REASON", help="FAILED with this reason")
+    skip = command("run", "skip", run_node_action, "set a node SKIPPED")
+    for sub in (clear, mark, skip):
+        sub.add_argument("id", metavar="ID")
+        sub.add_argument("node", metavar="NODE")
     events = command("run", "events", run_events, "a run's events")
     events.add_argument("id", metavar="ID")
     events.add_argument("--after", type=int, default=0, metavar="EVENT_ID")

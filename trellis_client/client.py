@@ -29,7 +29,8 @@ class Resources:
     Workflows: :meth:`push_workflow`, :meth:`validate_workflow`, :meth:`list_workflows`,
     :meth:`get_workflow`, :meth:`list_versions`. Runs: :meth:`start_run`, :meth:`list_runs`,
     :meth:`get_run`, :meth:`pause_run`, :meth:`resume_run`, :meth:`cancel_run`,
-    :meth:`retry_run`, :meth:`run_results`, :meth:`send_event`, :meth:`events`. Sessions and
+    :meth:`retry_run`, :meth:`run_results`, :meth:`send_event`, :meth:`events`; node actions
+    :meth:`clear_node`, :meth:`mark_node`, :meth:`skip_node`. Sessions and
     workers: :meth:`list_sessions`, :meth:`create_session`, :meth:`get_session`,
     :meth:`update_session`, :meth:`list_workers`.
     """
@@ -93,6 +94,25 @@ class Resources:
     def retry_run(self, run_id: str):
         """Re-run the failed and cancelled nodes and what depends on them."""
         return self._call(calls.control_run(run_id, "retry"))
+
+    def clear_node(self, run_id: str, node: str, *, downstream: bool = True):
+        """Run a finished node again (and, with ``downstream``, every node below it); the
+        updated :class:`Run`."""
+        return self._call(calls.node_action(run_id, node, "clear", {"downstream": downstream}))
+
+    def mark_node(self, run_id: str, node: str, state: str = "COMPLETED", *, output: Any = None,
+                  reason: str | None = None):  # fmt: skip
+        """Set a node COMPLETED with ``output`` or FAILED with ``reason``, as if it had run."""
+        body: dict[str, Any] = {"state": state}
+        if state == "FAILED":
+            body["reason"] = reason
+        else:
+            body["output"] = output
+        return self._call(calls.node_action(run_id, node, "mark", body))
+
+    def skip_node(self, run_id: str, node: str):
+        """Set a pending, ready, queued or failed node SKIPPED."""
+        return self._call(calls.node_action(run_id, node, "skip", {}))
 
     def run_results(self, run_id: str):
         """A :class:`RunResult` (``completed`` once the run is finished)."""

@@ -35,7 +35,7 @@ from ..rules.decisions import (
     ready_state,
 )
 from ..rules.spec import NodeSpec, WorkflowSpec
-from ..rules.states import NODE_UNFINISHED, NodeState, RunState
+from ..rules.states import NODE_FINISHED, NODE_UNFINISHED, NodeState, RunState
 from ..store import dbretry
 from ..store.writes import (
     batched_events,
@@ -202,7 +202,11 @@ class Outbox:
             if not children:
                 self.touched_sink = True
                 continue
-            ready = decrement_parents(self.run.pk, children, state)
+            ready, settled = decrement_parents(self.run.pk, children, state)
+            if settled:
+                # A child already finished (cleared without its downstream, DESIGN §7):
+                # this may have been the run's last unfinished node.
+                self.touched_sink = True
             plain = []  # ready to run with nothing to evaluate: queued together
             for child in ready:
                 child_spec = self.spec.nodes[child.node_id]
@@ -259,9 +263,12 @@ class Outbox:
 _COUNTED = ("id", "run_id", "node_id", "state", "failed_parents", "skipped_parents", "attempt")
 
 
-def decrement_parents(run_id: Any, children: Iterable[str], parent_state: str) -> list[NodeRun]:
+def decrement_parents(
+    run_id: Any, children: Iterable[str], parent_state: str
+) -> tuple[list[NodeRun], bool]:
     """A parent ended in ``parent_state``: count it off its children (one UPDATE … RETURNING)
-    and return the children it left with no pending parent and still PENDING.
+    and return the children it left with no pending parent and still PENDING, and whether
+    one of the children had finished already (a node cleared without its downstream).
 
     Only the transaction that brought a counter to zero sees it at zero: RETURNING gives the
     values this UPDATE wrote, and the row stays locked until commit."""
@@ -289,7 +296,9 @@ def decrement_parents(run_id: Any, children: Iterable[str], parent_state: str) -
     ]
     for node in ready:
         node.run_id = run_id  # the run's own id object, not the column's text form
-    return ready
+    state_column = 1 + _COUNTED.index("state")
+    settled = any(row[state_column] in NODE_FINISHED for row in rows)
+    return ready, settled
 
 
 def _reload_after_deadlock(node: NodeRun, *args: Any, run: Run | None = None, **kwargs: Any):

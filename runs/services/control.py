@@ -1,6 +1,7 @@
-"""Run control: pause, resume, cancel, retry. The one service layer behind the API, the admin
-and the commands. Each action is a transition in the state table; an illegal one raises
-``InvalidTransition`` (HTTP 409 with the current state)."""
+"""Run control: pause, resume, cancel, retry, and the node actions clear, mark and skip. The
+one service layer behind the API, the dashboard, the admin and the commands. Each action is a
+transition in the state table; an illegal one raises ``InvalidTransition`` (HTTP 409 with the
+current state)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
-from ..engine import dispatch
+from ..engine import dispatch, node_actions
 from ..engine.definitions import spec_for_version
 from ..engine.dispatch import message_id
 from ..engine.scheduler import Outbox, admit_after_commit, settle_parent
@@ -109,33 +110,44 @@ def retry(run_id: Any, user=None) -> Run:
             frontier.extend(spec.children.get(node_id, ()))
         record_event(run.pk, "run.retry", {"by": _actor(user), "nodes": sorted(reset)})
         outbox = Outbox(run, spec)
-        ready = []
-        for node_id in spec.nodes:  # document order
-            if node_id not in reset:
-                continue
-            node = nodes[node_id]
-            parents = spec.nodes[node_id].dependencies
-            pending = sum(1 for parent in parents if parent in reset)
-            skipped = sum(
-                1 for parent in parents if parent not in reset and nodes[parent].state == N.SKIPPED
-            )
-            move_node(
-                node,
-                node.state,
-                N.PENDING,
-                pending_parents=pending,
-                failed_parents=0,
-                skipped_parents=skipped,
-                max_attempts=node.attempt + spec.nodes[node_id].retries + 1,
-                dispatch_token="",
-                error=None,
-                output=None,
-                finished_at=None,
-                due_at=None,
-            )
-            if pending == 0:
-                ready.append((node, skipped))
-        for node, skipped in ready:
-            outbox.make_ready(node, failed_parents=0, skipped_parents=skipped)
+        ready = node_actions.reset_nodes(spec, nodes, reset, counted_pending=reset, data=None)
+        for node, failed, skipped in ready:
+            outbox.make_ready(node, failed_parents=failed, skipped_parents=skipped)
         outbox.flush()
     return run
+
+
+# --------------------------------------------------------------------------------------
+# Node actions (DESIGN §7; legal states in runs.rules.states.NODE_ACTIONS). Each locks the
+# run, as the run controls do, and raises NodeRun.DoesNotExist for an unknown node.
+
+
+@retry_on_deadlock
+def clear_node(run_id: Any, node_id: str, user=None, *, downstream: bool = True) -> NodeRun:
+    """A finished node (and by default its downstream) runs again; the run returns to
+    RUNNING."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        return node_actions.clear_node(run, node_id, downstream=downstream, by=_actor(user))
+
+
+@retry_on_deadlock
+def mark_node(
+    run_id: Any, node_id: str, state: str, user=None, *, output: Any = None, reason: str = ""
+) -> NodeRun:
+    """Set a node COMPLETED with ``output`` or FAILED with ``reason``; the run goes on from
+    there as if it had run."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        return node_actions.mark_node(
+            run, node_id, state, output=output, reason=reason, by=_actor(user)
+        )
+
+
+@retry_on_deadlock
+def skip_node(run_id: Any, node_id: str, user=None) -> NodeRun:
+    """A PENDING / READY / QUEUED / FAILED node becomes SKIPPED; its downstream follows the
+    trigger rules."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        return node_actions.skip_node(run, node_id, by=_actor(user))

@@ -60,6 +60,24 @@ def move_node(
     return True
 
 
+def set_parent_counts(
+    node: NodeRun, *, pending_parents: int, failed_parents: int, skipped_parents: int
+) -> bool:
+    """Compare-and-set a node's parent counters (its state unchanged, so no event): a node
+    action made some of its parents pending again. True if the node was still in the state
+    read."""
+    counts = {
+        "pending_parents": pending_parents,
+        "failed_parents": failed_parents,
+        "skipped_parents": skipped_parents,
+    }
+    if NodeRun.objects.filter(pk=node.pk, state=node.state).update(**counts) != 1:
+        return False
+    for name, value in counts.items():
+        setattr(node, name, value)
+    return True
+
+
 def move_run(
     run: Run,
     expected: str | Iterable[str],

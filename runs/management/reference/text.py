@@ -119,7 +119,8 @@ EVENTS: dict[str, tuple[str, dict[str, str]]] = {
         {
             "status": "the new status",
             "from": "the status before",
-            "by": "who paused, resumed, cancelled or retried it",
+            "by": "who paused, resumed, cancelled or retried it, or whose node action reopened it",
+            "action": "the node action (`clear`, `mark`, `skip`) that reopened a finished run",
         },
     ),
     "run.waiting": (
@@ -148,8 +149,19 @@ EVENTS: dict[str, tuple[str, dict[str, str]]] = {
             "error": "why it failed (FAILED, RETRYING)",
             "retry_in": "seconds until the next attempt (RETRYING)",
             "resent": "true when the reconciler sent a lost QUEUED node again",
-            "by": "who sent the event that completed a waiting node",
+            "by": "who sent the event that completed a waiting node, or took the node action",
             "event": "the data posted to a waiting node",
+            "action": "the node action (`clear`, `mark`, `skip`) that made this change",
+        },
+    ),
+    "node.action": (
+        "A person cleared, marked or skipped the node (DESIGN §7).",
+        {
+            "action": "`clear`, `mark` or `skip`",
+            "by": "who did it",
+            "state": "the state it was set to (mark, skip)",
+            "downstream": "whether the nodes below it were cleared too (clear)",
+            "nodes": "the node ids reset to PENDING",
         },
     ),
     "node.event": (

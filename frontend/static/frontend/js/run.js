@@ -256,6 +256,7 @@ async function loadPanel() {
     const html = await response.text();
     if (state.selected !== nodeId) return;
     panel.innerHTML = html;
+    enhanceForms(panel, onNodeAction);
     // Tokens streamed after the panel's snapshot are appended to it.
     const snapshot = Number(panel.querySelector(".panel")?.dataset.lastEvent || 0);
     for (const event of state.tokens) if (event.id > snapshot) appendToken(event);
@@ -265,6 +266,17 @@ async function loadPanel() {
     state.panelLoading = false;
     panel.classList.remove("panel-loading");
   }
+}
+
+// A node action (clear, mark, skip) from the panel: the socket brings its events; the run's
+// status and the panel (its legal actions changed) are refreshed at once.
+function onNodeAction(form, body) {
+  if (!body.ok) return;
+  if (body.status) {
+    state.status = body.status;
+    paintStatus();
+  }
+  schedulePanel(0);
 }
 
 function schedulePanel(delay = 250) {
