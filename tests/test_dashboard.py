@@ -4,6 +4,7 @@ the DAG layout and the JSON-Schema forms."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -128,6 +129,25 @@ def test_run_page_renders_graph_controls_and_waiting_form(user_client, workflow,
     assert data["nodes"]["approve"]["state"] == "PENDING"
     assert 'data-waiting="approve"' in html and "Ship it?" in html
     assert 'name="input.ok"' in html and 'name="input.note"' in html
+
+
+@pytest.mark.django_db
+def test_run_page_is_reachable_by_keyboard_and_screen_reader(user_client, workflow, user):
+    """Issue #16: a skip link first, and the graph's node buttons not hidden in an image."""
+    run = run_for(workflow, user)
+    html = user_client.get(reverse("frontend:run", args=[run.pk])).content.decode()
+    body = html[html.index("<body>") :]
+    first_focusable = re.search(r"<(a|button|input|select|textarea)\b[^>]*>", body).group(0)
+    assert 'class="skip-link"' in first_focusable and 'href="#content"' in first_focusable
+    assert '<main class="content" id="content"' in html
+    svg = re.search(r"<svg class=\"dag\"[^>]*>", html).group(0)
+    assert 'role="group"' in svg and 'role="img"' not in svg
+    assert f"Graph of run {str(run.pk)[:8]} of {workflow.workflow.name}" in svg
+    assert 'role="button" aria-label="node approve, pending"' in html
+    # On the workflow page nothing in the picture is interactive: it stays one labelled image.
+    page = user_client.get(reverse("frontend:workflow", args=[workflow.workflow.name]))
+    svg = re.search(r"<svg class=\"dag\"[^>]*>", page.content.decode()).group(0)
+    assert 'role="img"' in svg and f"Graph of workflow {workflow.workflow.name}" in svg
 
 
 @pytest.mark.django_db

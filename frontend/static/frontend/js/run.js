@@ -45,6 +45,8 @@ function paintNode(nodeId) {
   element.dataset.state = node.state;
   const text = element.querySelector(".state-text");
   if (text) text.textContent = stateName.replace("_", " ");
+  // The button's accessible name carries the state, as the template drew it.
+  if (element.hasAttribute("aria-label")) element.setAttribute("aria-label", `node ${nodeId}, ${stateName}`);
   const meta = element.querySelector(".meta");
   if (meta) {
     let label = "";
