@@ -438,6 +438,10 @@ def node_action(request: HttpRequest, run_id, node_id: str, node_action: str) ->
         return _answer(
             request, run, False, f"{sentence[:1].upper()}{sentence[1:]}.", 409, current=exc.current
         )
+    # The run's last event id, read before its status: the status is at least that new. The
+    # page applies it only when the socket has not already brought a later run event (the
+    # worker can finish the run before this answer arrives).
+    event = RunEvent.objects.filter(run=run).aggregate(last=Max("id"))["last"] or 0
     run.refresh_from_db(fields=["status"])
     return _answer(
         request,
@@ -446,6 +450,7 @@ def node_action(request: HttpRequest, run_id, node_id: str, node_action: str) ->
         f"{node_id} {NODE_ACTION_VERBS[node_action]}.",
         status=run.status,
         actions=legal_controls(run.status),
+        event=event,
     )
 
 

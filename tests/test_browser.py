@@ -473,3 +473,61 @@ def test_event_latency_from_worker_to_browser(worker, page, user, capsys):
             f"median {median:.1f} ms, p95 {p95:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
         )
     assert len(latencies) == samples
+
+
+def test_mark_then_clear_a_failed_node_from_its_panel(worker, page, user):
+    """Mark a failed node COMPLETED with an output, then (second run) clear a failed node
+    whose function now succeeds: the downstream node runs and the run completes live."""
+    nodes = [py("mid", "boom"), py("after", "echo", ["mid"], kwargs={"got": "{{ mid.output.v }}"})]
+    marked = started(workflow(user, nodes), user)
+    page.goto(f"/dashboard/runs/{marked.pk}/")
+    page.evaluate("window.__notReloaded = true")
+    wait_status(page, "FAILED")
+    wait_states(page, {"mid": "FAILED", "after": "UPSTREAM_FAILED"})
+    page.click(".dag-node[data-node=mid]")
+    page.wait_for_selector(".panel[data-node=mid][data-state=FAILED]")
+    page.click("[data-testid=mark-mid]")  # opens the mark dialog
+    output = page.locator("[data-node-action=mark] textarea[name=output]")
+    output.fill('{"v": 7}')
+    page.click(".dag-node[data-node=mid]")  # the panel reloads (as on any event of its node) …
+    page.wait_for_selector("#node-panel:not(.panel-loading) .panel[data-node=mid]")
+    assert output.input_value() == '{"v": 7}'  # … and keeps the open dialog and its text
+    page.click("[data-testid=mark-submit-mid]")
+    wait_states(page, "COMPLETED")
+    wait_status(page, "COMPLETED")
+    page.wait_for_selector(".panel[data-node=mid][data-state=COMPLETED]")  # panel refreshed
+    shot(page, "10-node-marked")
+    assert page.evaluate("window.__notReloaded") is True
+    nodes = {n["id"]: n for n in page.request.get(f"/api/v1/runs/{marked.pk}/").json()["nodes"]}
+    assert nodes["mid"]["state"] == nodes["after"]["state"] == "COMPLETED"
+    assert nodes["mid"]["output"] == {"v": 7}
+    assert NodeRun.objects.get(run=marked, node_id="after").output == {"got": 7}
+
+    key = f"clear-{marked.pk}"
+    cleared = started(
+        workflow(
+            user,
+            [
+                py("mid", "flaky", kwargs={"key": key, "failures": 1}, retries=0),
+                py("after", "echo", ["mid"], kwargs={"calls": "{{ mid.output.calls }}"}),
+            ],
+        ),
+        user,
+    )
+    page.goto(f"/dashboard/runs/{cleared.pk}/")
+    page.evaluate("window.__notReloaded = true")
+    wait_status(page, "FAILED")
+    wait_states(page, {"mid": "FAILED", "after": "UPSTREAM_FAILED"})
+    page.click(".dag-node[data-node=mid]")
+    page.wait_for_selector(".panel[data-node=mid][data-state=FAILED]")
+    page.click("[data-testid=clear-mid]")
+    wait_states(page, "COMPLETED")
+    wait_status(page, "COMPLETED")
+    page.wait_for_selector(".panel[data-node=mid][data-state=COMPLETED]")
+    assert page.evaluate("window.__notReloaded") is True
+    shot(page, "11-node-cleared")
+    assert {n.node_id: n.output for n in NodeRun.objects.filter(run=cleared)} == {
+        "mid": {"key": key, "calls": 2},
+        "after": {"calls": 2},
+    }
+    assert_log_matches_database(page, cleared.pk)

@@ -28,6 +28,12 @@ const state = {
   panelLoading: false,
   tokens: [], // token events of the selected node, for appending after a panel load
   tokensHidden: 0,
+  // The id of the last event applied to the run's status and to each node's state. Events
+  // can arrive out of id order (a node action's events, published by the web process, after
+  // the worker's later ones; commit order on PostgreSQL): an older one must not undo a newer.
+  runEventId: 0,
+  resultEventId: 0,
+  nodeEventIds: {},
 };
 
 // ------------------------------------------------------------------ graph
@@ -257,7 +263,9 @@ async function loadPanel() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const html = await response.text();
     if (state.selected !== nodeId) return;
+    const restore = keepNodeActionForms(nodeId);
     panel.innerHTML = html;
+    restore();
     enhanceForms(panel, onNodeAction);
     // Tokens streamed after the panel's snapshot are appended to it.
     const snapshot = Number(panel.querySelector(".panel")?.dataset.lastEvent || 0);
@@ -270,12 +278,47 @@ async function loadPanel() {
   }
 }
 
+// The panel reloads on every event of its node: an open mark dialog and what was typed into
+// the node-action forms survive the reload (when the node still offers that action).
+function keepNodeActionForms(nodeId) {
+  const old = panel.querySelector(".panel");
+  if (!old || old.dataset.node !== nodeId) return () => {};
+  const kept = [...old.querySelectorAll("form[data-node-action]")].map((form) => ({
+    action: form.dataset.nodeAction,
+    open: Boolean(form.closest("details")?.open),
+    fields: [...form.elements]
+      .filter((field) => field.name && field.type !== "hidden")
+      .map((field) => [field.name, field.type === "checkbox" ? field.checked : field.value]),
+  }));
+  return () => {
+    for (const { action, open, fields } of kept) {
+      const form = panel.querySelector(`form[data-node-action="${CSS.escape(action)}"]`);
+      if (!form) continue;
+      const details = form.closest("details");
+      if (details && open) details.open = true;
+      for (const [name, value] of fields) {
+        const field = form.elements.namedItem(name);
+        if (!field || field instanceof RadioNodeList) continue;
+        if (field.type === "checkbox") field.checked = value;
+        else if (field.tagName !== "SELECT" || [...field.options].some((o) => o.value === value)) {
+          field.value = value;
+        }
+      }
+    }
+  };
+}
+
 // A node action (clear, mark, skip) from the panel: the socket brings its events; the run's
 // status and the panel (its legal actions changed) are refreshed at once.
 function onNodeAction(form, body) {
   if (!body.ok) return;
-  if (body.status) {
+  form.reset(); // done: the reload that follows must not bring the dialog back open
+  const dialog = form.closest("details");
+  if (dialog) dialog.open = false;
+  // The answer's status is as new as its event id: stale when the socket brought later ones.
+  if (body.status && Number(body.event) >= state.runEventId) {
     state.status = body.status;
+    state.runEventId = Number(body.event);
     paintStatus();
   }
   schedulePanel(0);
@@ -331,7 +374,8 @@ function apply(event) {
   const node = event.node ? state.nodes[event.node] : null;
   switch (event.kind) {
     case "node.status":
-      if (!node) break;
+      if (!node || event.id < (state.nodeEventIds[event.node] || 0)) break;
+      state.nodeEventIds[event.node] = event.id;
       node.state = d.state;
       if (d.attempt !== undefined) node.attempt = d.attempt;
       if (d.state === "RUNNING") {
@@ -357,6 +401,8 @@ function apply(event) {
       return "other";
     }
     case "run.status":
+      if (event.id < state.runEventId) break;
+      state.runEventId = event.id;
       state.status = d.status;
       if (d.status === "RUNNING" && !state.startedAt) state.startedAt = event.ts;
       if (FINISHED_RUN.has(d.status)) {
@@ -364,13 +410,15 @@ function apply(event) {
         const pending = document.getElementById("result-pending");
         if (pending.textContent === "Not finished yet.") pending.textContent = "No result.";
       }
-      if (d.status === "RUNNING" && d.from && FINISHED_RUN.has(d.from)) {
+      if (d.status === "RUNNING" && d.from && FINISHED_RUN.has(d.from) && event.id > state.resultEventId) {
         state.finishedAt = null; // retried
         showResult(undefined);
         showError("");
       }
       return "run";
     case "run.result":
+      if (event.id < state.resultEventId) break;
+      state.resultEventId = event.id;
       showResult(d.result);
       showError(d.error || "");
       return "run";
