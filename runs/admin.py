@@ -230,6 +230,20 @@ class NodeRunInline(ReadOnlyInline):
         return (obj.error or {}).get("message", "") if isinstance(obj.error, dict) else ""
 
 
+def _report(modeladmin, request, refusal: str, verb: str, done, refused, noun: str) -> None:
+    """Tell the admin user what an action did (``done``) and refused (``refused``)."""
+    if done:
+        modeladmin.message_user(
+            request, f"{verb.capitalize()} {len(done)} {noun}: {', '.join(done)}.", messages.SUCCESS
+        )
+    if refused:
+        modeladmin.message_user(
+            request,
+            f"Cannot {refusal.format(len(refused))}: {', '.join(refused)}.",
+            messages.ERROR,
+        )
+
+
 def _control_action(action: str, verb: str):
     """An admin action running ``runs.control.<action>`` on each selected run; illegal ones
     (pausing a completed run, …) are refused one by one and reported, the rest go through."""
@@ -244,19 +258,15 @@ def _control_action(action: str, verb: str):
                 refused.append(f"{str(run_id)[:8]} ({exc.current})")
             else:
                 done.append(str(run_id)[:8])
-        if done:
-            modeladmin.message_user(
-                request,
-                f"{verb.capitalize()} {len(done)} run(s): {', '.join(done)}.",
-                messages.SUCCESS,
-            )
-        if refused:
-            modeladmin.message_user(
-                request,
-                f"Cannot {action} {len(refused)} run(s) in their current status: "
-                f"{', '.join(refused)}.",
-                messages.ERROR,
-            )
+        _report(
+            modeladmin,
+            request,
+            f"{action} {{}} run(s) in their current status",
+            verb,
+            done,
+            refused,
+            "run(s)",
+        )
 
     run_action.__name__ = f"{action}_runs"
     return admin.action(description=f"{action.capitalize()} selected runs")(run_action)
@@ -279,19 +289,15 @@ def _node_action(action: str, verb: str):
                 refused.append(f"{node_id} ({exc.current})")
             else:
                 done.append(node_id)
-        if done:
-            modeladmin.message_user(
-                request,
-                f"{verb.capitalize()} {len(done)} node(s): {', '.join(done)}.",
-                messages.SUCCESS,
-            )
-        if refused:
-            modeladmin.message_user(
-                request,
-                f"Cannot {action} {len(refused)} node(s) in their current state: "
-                f"{', '.join(refused)}.",
-                messages.ERROR,
-            )
+        _report(
+            modeladmin,
+            request,
+            f"{action} {{}} node(s) in their current state",
+            verb,
+            done,
+            refused,
+            "node(s)",
+        )
 
     node_action.__name__ = f"{action}_nodes"
     return admin.action(description=f"{action.capitalize()} selected nodes")(node_action)

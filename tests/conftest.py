@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from runs.ops.processes import (
     wait_for_worker,
 )
 from tests.servers import json_server, local_egress, openai_server  # noqa: F401 - fixtures
+from tests.specs import create, py, start
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Lines tests want in the terminal summary even when they pass (e.g. fuzzing counts).
@@ -290,6 +292,23 @@ def wait_node(run_id, node_id, states, timeout: float = 30.0):
     if node.state in states:
         return node
     raise AssertionError(f"{node_id} still {node.state}")
+
+
+def failed_flaky_run(api):
+    """A FAILED run of a -> (side, flaky -> child) whose `flaky` fails its first call only (so a
+    retry or a clear succeeds); returns the run id and its nodes by id."""
+    nodes = [
+        py("a", "add", kwargs={"a": 1, "b": 1}),
+        py("side", "add", ["a"], kwargs={"a": 2, "b": 2}),
+        py("flaky", "flaky", ["a"], kwargs={"key": uuid.uuid4().hex, "failures": 1}),
+        py("child", "add", ["flaky"], kwargs={"a": "{{ flaky.output.calls }}", "b": 10}),
+    ]
+    run_id = start(api, create(api, nodes))
+    run = wait_for_run(run_id)
+    assert run.status == "FAILED"
+    before = nodes_of(run)
+    assert before["flaky"].state == "FAILED" and before["child"].state == "UPSTREAM_FAILED"
+    return run_id, before
 
 
 def nodes_of(run):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from runs.models import NodeRun, Run, RunEvent
-from tests.conftest import nodes_of, wait_for_run, wait_node
+from tests.conftest import failed_flaky_run, nodes_of, wait_for_run, wait_node
 from tests.specs import create, py, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -66,18 +65,7 @@ def test_cancel_mid_run_leaves_nothing_running_or_queued(worker, api):
 
 
 def test_retry_reruns_only_the_failed_node_and_its_descendants(worker, api, user):
-    key = uuid.uuid4().hex
-    nodes = [
-        py("a", "add", kwargs={"a": 1, "b": 1}),
-        py("side", "add", ["a"], kwargs={"a": 2, "b": 2}),
-        py("flaky", "flaky", ["a"], kwargs={"key": key, "failures": 1}),
-        py("child", "add", ["flaky"], kwargs={"a": "{{ flaky.output.calls }}", "b": 10}),
-    ]
-    run_id = start(api, create(api, nodes))
-    run = wait_for_run(run_id)
-    assert run.status == "FAILED"
-    before = nodes_of(run)
-    assert before["flaky"].state == "FAILED" and before["child"].state == "UPSTREAM_FAILED"
+    run_id, before = failed_flaky_run(api)
 
     response = api.post(f"/api/v1/runs/{run_id}/retry/")
     assert response.status_code == 200 and response.json()["status"] == "RUNNING"

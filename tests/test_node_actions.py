@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import NodeRun, Run, RunEvent
-from tests.conftest import nodes_of, wait_for_run, wait_node
+from tests.conftest import failed_flaky_run, nodes_of, wait_for_run, wait_node
 from tests.specs import create, py, start
 from tests.testapp.handlers import count_calls
 
@@ -27,18 +27,7 @@ def action_event(run_id: str, node_id: str) -> RunEvent:
 
 
 def test_clear_failed_node_reruns_it_and_its_downstream_only(worker, api, user):
-    key = uuid.uuid4().hex
-    nodes = [
-        py("a", "add", kwargs={"a": 1, "b": 1}),
-        py("side", "add", ["a"], kwargs={"a": 2, "b": 2}),
-        py("flaky", "flaky", ["a"], kwargs={"key": key, "failures": 1}),
-        py("child", "add", ["flaky"], kwargs={"a": "{{ flaky.output.calls }}", "b": 10}),
-    ]
-    run_id = start(api, create(api, nodes))
-    run = wait_for_run(run_id)
-    assert run.status == "FAILED"
-    before = nodes_of(run)
-    assert before["flaky"].state == "FAILED" and before["child"].state == "UPSTREAM_FAILED"
+    run_id, before = failed_flaky_run(api)
 
     response = api.post(node_url(run_id, "flaky", "clear"), {}, format="json")
     assert response.status_code == 200, response.json()
