@@ -31,7 +31,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from .models import Run, RunEvent
-from .services.runs import visible_runs
+from .services.runs import visible_runs, with_needs_input
 from .services.shapes import event_payload, run_view
 from .store.publish import RUN_LIST_GROUP, run_group
 from .streams import BATCH_SIZE, EventCursor, new_events, visible_run
@@ -162,7 +162,7 @@ class RunEventsConsumer(StreamConsumer):
 def _run_summaries(user, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The run-list rows (``run_view(run, row=True)``) of the runs among ``run_ids`` that
     ``user`` may see."""
-    rows = visible_runs(user).filter(pk__in=run_ids).select_related("owner")
+    rows = with_needs_input(visible_runs(user).filter(pk__in=run_ids).select_related("owner"))
     return {str(run.pk): run_view(run, row=True) for run in rows}
 
 
