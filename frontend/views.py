@@ -37,7 +37,6 @@ from runs.rules.spec import SpecError
 from runs.rules.states import (
     RUN_CONTROLS,
     RUN_FINISHED,
-    RUN_STATES,
     InvalidTransition,
     NodeState,
     legal_controls,
@@ -68,7 +67,6 @@ from .dag import layout_for_spec
 from .formatting import duration, pretty_json
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 
-RUN_LIST_LIMIT = 100
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
 WORKFLOW_RUN_LIMIT = 20
 NODE_LOG_LIMIT = 200
@@ -124,57 +122,6 @@ def last_event_id() -> int:
 
 # --------------------------------------------------------------------------------------
 # Runs
-
-
-@login_required
-@require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
-    """The latest runs visible to the user, filtered by status, workflow or session; kept
-    live by the runs socket from the event id read before the rows."""
-    cursor = last_event_id()  # before the rows: a change in between is replayed, not lost
-    runs = visible_runs(request.user).select_related("owner")
-    filters = {"status": "", "workflow": "", "session": ""}
-    if (status := request.GET.get("status", "")) in RUN_STATES:
-        runs, filters["status"] = runs.filter(status=status), status
-    if workflow := request.GET.get("workflow", ""):
-        runs, filters["workflow"] = runs.filter(workflow_version__workflow__name=workflow), workflow
-    if session := request.GET.get("session", ""):
-        try:
-            runs = runs.filter(session_id=uuid.UUID(session))
-        except ValueError:
-            runs = runs.none()  # not a session id: no run has it
-        filters["session"] = session
-    rows = [run_view(run, row=True) for run in runs.order_by("-created_at")[:RUN_LIST_LIMIT]]
-    counts = dict(
-        visible_runs(request.user).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    return render(
-        request,
-        "frontend/runs.html",
-        {
-            "runs": rows,
-            "filters": filters,
-            "statuses": RUN_STATES,
-            "counts": [(s, counts.get(s, 0)) for s in RUN_STATES],
-            "total": sum(counts.values()),
-            "workflow_names": list(
-                visible_workflows(request.user).order_by("name").values_list("name", flat=True)
-            ),
-            "limit": RUN_LIST_LIMIT,
-            "page_data": {
-                "after": cursor,
-                "filters": filters,
-                "limit": RUN_LIST_LIMIT,
-                "staff": request.user.is_staff,
-                "urls": {
-                    "runs": reverse("runs:runs"),
-                    "socket": socket_url("runs/"),
-                    "run": url_template("frontend:run", hole="id"),
-                    "workflow": url_template("frontend:workflow", hole="name"),
-                },
-            },
-        },
-    )
 
 
 def _node_error(node: NodeRun) -> dict[str, str]:
