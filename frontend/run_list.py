@@ -118,7 +118,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "frontend/runs.html",
         {
             "runs": rows,
-            "page": page,
+            "runs_page": page,
             "paginator": paginator,
             "query": urlencode(kept),
             "filters": filters,

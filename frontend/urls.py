@@ -22,6 +22,16 @@ urlpatterns = [
         name="send-event",
     ),
     path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/reject/",
+        views.run_reject_event,
+        name="reject-event",
+    ),
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/markdown/",
+        views.node_markdown,
+        name="node-markdown",
+    ),
+    path(
         "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/<str:node_action>/",
         views.node_action,
         name="node-action",

@@ -45,6 +45,7 @@ from runs.rules.states import (
 from runs.services import control
 from runs.services.runs import (
     deliver_event,
+    reject_event,
     rendered_config,
     start_new_run,
     validated_inputs,
@@ -65,6 +66,7 @@ from runs.services.workers import queue_usage, queue_warnings
 
 from .dag import layout_for_spec
 from .formatting import duration, pretty_json
+from .markdown import render_markdown
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
@@ -133,10 +135,17 @@ def _node_error(node: NodeRun) -> dict[str, str]:
     return {"message": message, "type": kind, "traceback": str(error.get("traceback", ""))}
 
 
-def _waiting_forms(run: Run, spec, nodes: dict[str, NodeRun]) -> list[dict]:
-    """A form for every `wait_for_event` node (shown while it is WAITING). The prompt is the
-    rendered one the node posted as markdown when it started waiting, else the spec's."""
-    waiting_ids = [nid for nid, node in spec.nodes.items() if node.handler == "wait_for_event"]
+def _waiting_forms(
+    run: Run, spec, nodes: dict[str, NodeRun], only: str | None = None
+) -> list[dict]:
+    """A form for every `wait_for_event` node (shown while it is WAITING), or for the node
+    ``only``. The prompt (Markdown) is the rendered one the node posted as markdown when it
+    started waiting, else the spec's."""
+    waiting_ids = [
+        nid
+        for nid, node in spec.nodes.items()
+        if node.handler == "wait_for_event" and only in (None, nid)
+    ]
     prompts = (
         dict(
             run.events.filter(kind="node.markdown", node_id__in=waiting_ids)
@@ -301,6 +310,9 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "dependents": spec.children.get(node_id, ()),
             "last_event_id": last_event,
             "node_actions": legal_node_actions(run.status, node.state),
+            "waiting_form": _waiting_forms(run, spec, {node_id: node}, only=node_id)[0]
+            if node.state == NodeState.WAITING and node_spec.handler == "wait_for_event"
+            else None,
         },
     )
 
@@ -431,6 +443,51 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
         )
         return _answer(request, run, False, f"Not sent: {message}", 400, errors=field_errors)
     return _answer(request, run, True, f"Sent to {node_id}.")
+
+
+@login_required
+@require_POST
+def run_reject_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """Reject what a WAITING `wait_for_event` node asks for: it fails with the posted
+    ``reason`` (required), and its downstream follows the trigger rules."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    get_object_or_404(NodeRun, run=run, node_id=node_id)
+    reason = request.POST.get("reason", "").strip()
+    try:
+        reject_event(run, node_id, reason, request.user)
+    except SpecError as exc:
+        errors = {"reason": [error["message"] for error in exc.errors]}
+        return _answer(
+            request, run, False, f"Not rejected: {errors['reason'][0]}", 400, errors=errors
+        )
+    except InvalidTransition as exc:
+        return _answer(request, run, False, f"{node_id} is {exc.current}, not waiting.", 409)
+    event = RunEvent.objects.filter(run=run).aggregate(last=Max("id"))["last"] or 0
+    run.refresh_from_db(fields=["status"])
+    return _answer(
+        request,
+        run,
+        True,
+        f"{node_id} rejected.",
+        status=run.status,
+        actions=legal_controls(run.status),
+        event=event,
+    )
+
+
+@login_required
+@require_GET
+def node_markdown(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """The node's latest ``node.markdown`` text as sanitized HTML (a fragment): what the run
+    page shows as a waiting node's prompt when the event arrives live."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    text = (
+        run.events.filter(kind="node.markdown", node_id=node_id)
+        .order_by("-id")
+        .values_list("data__text", flat=True)
+        .first()
+    )
+    return HttpResponse(render_markdown(text or ""), content_type="text/html; charset=utf-8")
 
 
 # --------------------------------------------------------------------------------------
