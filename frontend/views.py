@@ -53,6 +53,7 @@ from runs.services.runs import (
     visible_sessions,
     visible_workflows,
     waiting_note,
+    with_needs_input,
 )
 from runs.services.shapes import (
     event_payload,
@@ -561,7 +562,7 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
     fields = fields_for(schema, posted_values, field_errors)
     runs = [
         run_view(run, row=True)
-        for run in visible_runs(request.user)
+        for run in with_needs_input(visible_runs(request.user))
         .filter(workflow_version__workflow=workflow)
         .select_related("owner")
         .order_by("-created_at")[:WORKFLOW_RUN_LIMIT]
