@@ -355,6 +355,18 @@ def test_cancel_a_run_from_its_button_and_the_list_follows(worker, page, user):
     row.locator("a.mono").click()
     page.wait_for_url(f"**/dashboard/runs/{run.pk}/")
     wait_states(page, {"slow": "RUNNING"})
+    # Cancel asks first: "no" sends nothing, "yes" cancels.
+    questions: list[str] = []
+    page.on(
+        "dialog",
+        lambda dialog: (
+            questions.append(dialog.message),
+            dialog.dismiss() if len(questions) == 1 else dialog.accept(),
+        ),
+    )
+    page.click("[data-testid=cancel]")
+    assert questions == ["Cancel this run? Its unfinished nodes are cancelled."]
+    assert Run.objects.get(pk=run.pk).status == "RUNNING"
     page.click("[data-testid=cancel]")
     wait_status(page, "CANCELLED")
     wait_states(page, "CANCELLED")
