@@ -1,5 +1,6 @@
-"""The dashboard on a phone (390 × 844, the issue's measure): no page scrolls sideways and no
-text is dark on dark. Headless Chromium against a real daphne, as in tests/test_browser.py,
+"""Layout in a real browser. The dashboard on a phone (390 × 844, the issue's measure): no page
+scrolls sideways and no text is dark on dark. The admin's run page (1400 × 900, a laptop) fits
+its width too. Headless Chromium against a real daphne, as in tests/test_browser.py,
 whose fixtures and helpers this file shares.
 
 The colour check reads what the browser computed: each visible element that holds text of its
@@ -11,9 +12,12 @@ behind the page on small screens fails this check.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from runs.models import NodeRun
+from tests.conftest import wait_for_run
 from tests.specs import py
 from tests.test_browser import (  # noqa: F401 - fixtures used by name
     CHROMIUM,
@@ -178,3 +182,39 @@ def test_every_page_fits_a_phone_with_readable_text(worker, phone, user):
         phone.screenshot(path=str(SHOTS / f"phone-{where.replace(' ', '-')}.png"), full_page=True)
     # The check saw real pages: many text elements each, headings among them.
     assert all(m["checked"] >= 10 for m in measured.values()), measured
+
+
+def test_the_admin_run_page_fits_a_laptop_and_shows_seconds(
+    worker,
+    browser,  # noqa: F811 - the shared fixture, by name
+    web_server,
+    admin_user,
+):
+    long_error = "a long error without spaces: " + "x" * 300
+    version = workflow(
+        admin_user,
+        [
+            py("first_node_with_a_long_name", "add", kwargs={"a": 1, "b": 2}),
+            py("fails", "fail", ["first_node_with_a_long_name"], kwargs={"message": long_error}),
+        ],
+    )
+    run = started(version, admin_user, {"token": "y" * 400})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=web_server)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto("/admin/login/")
+        page.fill("#id_username", admin_user.username)
+        page.fill("#id_password", "password")
+        page.click("input[type=submit]")
+        page.wait_for_url("**/admin/")
+        wait_for_run(run.pk)
+        page.goto(f"/admin/trellis/run/{run.pk}/change/")
+        widths = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "admin-run.png"), full_page=True)
+        assert widths[0] <= widths[1], f"the admin run page is {widths[0]} px wide at {widths[1]}"
+        finished = page.locator(".field-finished_at_s .readonly").inner_text()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", finished), finished  # seconds
+    finally:
+        context.close()
