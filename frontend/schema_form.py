@@ -295,7 +295,8 @@ def readable(message: str, label: str, prop: Any = None) -> str:
 
 
 def _length(prop: Mapping[str, Any], end: str, chars: str, items: str, otherwise: str) -> str:
-    """ "must be at least 3 characters long", "must have at most 2 items", else "is too ..."."""
+    """The length rule as words: ``must be at least 3 characters long``, ``must have at most
+    2 items``, else ``is too short`` / ``is too long``."""
     if isinstance(prop.get(chars), int):
         count = prop[chars]
         return f"must be at {end} {count} character{'s' if count != 1 else ''} long"
