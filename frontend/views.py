@@ -431,7 +431,7 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             deliver_event(run, node_id, data, request.user)
         except SpecError as exc:
             names = [f.name for f in fields_for(schema)]
-            field_errors, general = place_errors(exc.errors, names, prefix="$.data")
+            field_errors, general = place_errors(exc.errors, names, prefix="$.data", schema=schema)
             if general:
                 field_errors.setdefault(names[0] if names else JSON_FIELD, []).extend(general)
         except InvalidTransition as exc:
@@ -439,9 +439,8 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
         except PayloadTooLarge as exc:
             return _answer(request, run, False, f"Not sent: {exc.message}", 413)
     if field_errors:
-        message = "; ".join(
-            f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}" for k, v in field_errors.items()
-        )
+        # Each message names its field ("comment must match the pattern ^[a-z ]*$.").
+        message = " ".join(m for problems in field_errors.values() for m in problems)
         return _answer(request, run, False, f"Not sent: {message}", 400, errors=field_errors)
     return _answer(request, run, True, f"Sent to {node_id}.")
 
@@ -613,7 +612,7 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
         # parsed, next to the parse errors of the others.
         validated_inputs(version, data)
     except SpecError as exc:
-        schema_errors, general = place_errors(exc.errors, names)
+        schema_errors, general = place_errors(exc.errors, names, schema=schema)
         for name, problems in schema_errors.items():
             field_errors.setdefault(name, problems)
         form_errors += general
@@ -622,7 +621,7 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
     try:
         run = start_new_run(version, request.user, inputs=data, session=session)
     except SpecError as exc:  # e.g. a limit checked only at start
-        field_errors, general = place_errors(exc.errors, names)
+        field_errors, general = place_errors(exc.errors, names, schema=schema)
         return None, field_errors, form_errors + general, raw
     return run, {}, [], raw
 
