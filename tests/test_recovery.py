@@ -228,6 +228,51 @@ def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
     print(f"worker stopped {exited_after:.1f} s after SIGTERM (grace 3 s)")
 
 
+@pytest.fixture
+def group_worker(worker):
+    """A worker on the `group` queue with a long shutdown grace, stopped by a signal to its
+    whole process group (systemd's KillMode=control-group, supervisor's stopasgroup)."""
+    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE="60")
+    process = WorkerProcess(env, concurrency=2, queues="group", name="group")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_sigterm_to_the_whole_process_group_requeues_the_lost_nodes_at_once(
+    group_worker, worker, api
+):
+    """The pool processes die with the signal, so the graceful path never runs: the worker's
+    main process queues their nodes again as it exits, with no reconciler running."""
+    name = create(
+        api,
+        [
+            py("long", "sleep", kwargs={"seconds": 30}, queue="group"),
+            py("after", "add", ["long"], kwargs={"a": 1, "b": 2}),
+        ],
+    )
+    run_id = start(api, name)
+    wait_node(run_id, "long", {"RUNNING"})
+    signalled = time.monotonic()
+    os.killpg(group_worker.proc.pid, signal.SIGTERM)
+    group_worker.proc.wait(timeout=40)
+    exited_after = time.monotonic() - signalled
+    long = NodeRun.objects.get(run_id=run_id, node_id="long")
+    assert long.state == "QUEUED", long.state
+    assert [a["state"] for a in long.attempts] == ["LOST"]
+    assert "shut down while the node ran" in long.attempts[0]["error"]
+    # Not after the 60 s grace: there was nothing left to wait for.
+    assert exited_after < 30, f"the worker took {exited_after:.1f} s to stop"
+
+    group_worker.start()
+    run = wait_for_run(run_id, timeout=90)
+    assert run.status == "COMPLETED", run.error
+    long = NodeRun.objects.get(pk=long.pk)
+    assert long.attempt == 2 and [a["state"] for a in long.attempts] == ["LOST", "COMPLETED"]
+    assert completed_events(run_id, "long") == 1
+    print(f"worker stopped {exited_after:.1f} s after SIGTERM to its process group")
+
+
 def test_stale_queued_nodes_are_resent_only_when_their_queue_is_empty(worker, api):
     """A backlog is not a loss: while messages wait in the queue the reconciler leaves the
     nodes alone; once the queue has lost them (here: the list is deleted), it re-sends."""
