@@ -99,6 +99,34 @@ def test_worker_killed_with_sigkill_mid_node_the_run_still_completes(crash_worke
     print(f"recovered from SIGKILL in {took:.1f} s")
 
 
+def test_worker_killed_in_the_middle_of_a_continued_chain_the_chain_completes_once(
+    crash_worker, api
+):
+    """c1 … c5 run in the task that ran c0 (continue in the worker); SIGKILL the worker
+    while c2 runs: c2 is RUNNING on a dead worker with no message in the broker, and the
+    reconciler queues it again like any lost node."""
+    nodes = [py("c0", "sleep", kwargs={"seconds": 0.5}, queue="crash")]
+    for index in range(1, 6):
+        nodes.append(
+            py(f"c{index}", "sleep", [f"c{index - 1}"], kwargs={"seconds": 1}, queue="crash")
+        )
+    run_id = start(api, create(api, nodes))
+    c2 = wait_node(run_id, "c2", {"RUNNING"})
+    c0 = NodeRun.objects.get(run_id=run_id, node_id="c0")
+    assert c2.worker_pid == c0.worker_pid  # continued in c0's task, not sent
+    time.sleep(0.3)
+    crash_worker.kill()
+    crash_worker.start()
+    with Reconciler() as reconciler:
+        run = wait_for_run(run_id, timeout=RECOVERY_BOUND)
+    assert run.status == "COMPLETED", run.error
+    c2 = NodeRun.objects.get(pk=c2.pk)
+    assert [a["state"] for a in c2.attempts] == ["LOST", "COMPLETED"]
+    for index in range(6):
+        assert completed_events(run_id, f"c{index}") == 1, f"c{index}"
+    assert reconciler.total("requeued_lost") == 1
+
+
 def test_pool_process_killed_mid_node_is_requeued(crash_worker, api):
     name = create(api, [py("sleepy", "sleep", kwargs={"seconds": 3}, queue="crash")])
     run_id = start(api, name)
