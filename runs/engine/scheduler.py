@@ -40,6 +40,7 @@ from ..store import dbretry
 from ..store.writes import (
     batched_events,
     claim,
+    claim_in_one_statement,
     move_node,
     move_nodes,
     move_run,
@@ -419,13 +420,18 @@ def claim_node(node_pk: int, token: str, worker: str) -> NodeRun | None:
     A stale or duplicate message fails the claim and is dropped. A message claimed while
     its run is paused puts the node back to READY, to be sent again on resume.
     """
-    with transaction.atomic(), batched_events():
-        node = claim(node_pk, token, worker=worker, worker_pid=os.getpid(), started_at=now())
-        if node is not None:
-            node.run = run_for_worker(node.run_id, R.RUNNING)  # the claim checked RUNNING
-            return node
-        node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
-        if node is not None:
+    fields = {"worker": worker, "worker_pid": os.getpid(), "started_at": now()}
+    if claim_in_one_statement():
+        node = claim(node_pk, token, **fields)
+    else:
+        with transaction.atomic(), batched_events():
+            node = claim(node_pk, token, **fields)
+    if node is not None:
+        node.run = run_for_worker(node.run_id, R.RUNNING)  # the claim checked RUNNING
+        return node
+    node = NodeRun.objects.filter(pk=node_pk, state=N.QUEUED, dispatch_token=token).first()
+    if node is not None:  # still QUEUED with this token: its run is not RUNNING
+        with transaction.atomic(), batched_events():
             move_node(node, N.QUEUED, N.READY, token=token, run_status=R.PAUSED)
     return None
 
