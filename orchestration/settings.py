@@ -236,6 +236,10 @@ TRELLIS_QUEUE_LIMITS = env_limits("TRELLIS_QUEUE_LIMITS")
 TRELLIS_QUEUE_RETRY_SECONDS = knob("TRELLIS_QUEUE_RETRY_SECONDS")
 TRELLIS_SHUTDOWN_GRACE = knob("TRELLIS_SHUTDOWN_GRACE")
 TRELLIS_LOST_ATTEMPTS = knob("TRELLIS_LOST_ATTEMPTS")
+# Continue in the worker: a node that becomes ready on the queue of the node that just
+# finished runs in the same task, without a broker round trip (runs.engine.scheduler.Carry).
+TRELLIS_CONTINUE_HOPS = knob("TRELLIS_CONTINUE_HOPS")
+TRELLIS_CONTINUE_SECONDS = knob("TRELLIS_CONTINUE_SECONDS")
 # How long a worker process keeps a database connection across tasks (CONN_MAX_AGE for the
 # worker only: daphne serves ASGI, where Django advises against persistent connections).
 TRELLIS_WORKER_DB_MAX_AGE = knob("TRELLIS_WORKER_DB_MAX_AGE")

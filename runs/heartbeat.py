@@ -95,13 +95,20 @@ def _recycle_connections(**kwargs) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(sender=None, **kwargs) -> None:
+    """The pool is gone: nothing runs here any more. A node still recorded RUNNING on this
+    worker was lost with its pool process (a SIGTERM to the whole process group, as systemd's
+    ``KillMode=control-group`` sends, kills the pool before the graceful path can run), so it
+    is queued again now rather than when a reconciler notices the dead worker."""
     _stop.set()
     hostname = getattr(sender, "hostname", None)
     if hostname:
         try:
+            _requeue_running(hostname)
             Worker.objects.filter(hostname=hostname).update(stopped_at=now())
-        except Exception:  # noqa: BLE001 - shutting down; the row will age out
-            logger.exception("could not mark worker %s stopped", hostname)
+        except Exception:  # noqa: BLE001 - shutting down; the reconciler repairs the rest
+            logger.exception("could not re-queue the nodes of %s or mark it stopped", hostname)
+        finally:
+            close_old_connections()
 
 
 @signals.worker_shutting_down.connect
@@ -124,6 +131,14 @@ def _running_here(hostname: str):
     return NodeRun.objects.filter(state=N.RUNNING, worker=hostname)
 
 
+def _requeue_running(hostname: str) -> list[NodeRun]:
+    """Queue again every node still RUNNING on this worker; returns them."""
+    nodes = list(_running_here(hostname))
+    for node in nodes:
+        requeue_lost(node, reason=f"worker {hostname} shut down while the node ran")
+    return nodes
+
+
 def _requeue_after_grace(hostname: str, grace: float) -> None:
     deadline = time.monotonic() + grace
     try:
@@ -132,8 +147,7 @@ def _requeue_after_grace(hostname: str, grace: float) -> None:
             if not _running_here(hostname).exists():
                 return
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        for node in _running_here(hostname):
-            requeue_lost(node, reason=f"worker {hostname} shut down while the node ran")
+        for node in _requeue_running(hostname):
             if node.worker_pid and node.worker_pid != os.getpid():
                 logger.warning(
                     "shutdown grace of %gs is over: node %s of run %s queued again; "

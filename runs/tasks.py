@@ -3,6 +3,7 @@ and never wait on other tasks."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,15 +31,25 @@ from . import heartbeat  # noqa: F401 - connects the worker's heartbeat to Celer
 from .capture import capture_attempt
 from .engine import queue_limits
 from .engine.definitions import load_run, spec_for_version
+from .engine.dispatch import HARD_LIMIT_GRACE
 from .engine.reconciler import reconcile
 from .engine.retention import purge_runs
-from .engine.scheduler import claim_node, expire_waiting, finish_node, park_waiting, requeue_retry
+from .engine.scheduler import (
+    Carry,
+    claim_node,
+    expire_waiting,
+    finish_node,
+    park_waiting,
+    requeue_retry,
+)
 from .engine.scope import scope_for
 from .engine.secrets import Secrets
 from .logcontext import bind_log_context, in_own_log_context
 from .models import NodeRun, Run, Workflow
+from .ops import timelimits
 from .ops.kombu_fix import patch_kombu_detached_channel
 from .rules import templating
+from .rules.decisions import may_continue
 from .rules.limits import clip_event_data
 from .rules.spec import SpecError
 from .rules.states import NodeState, RunState
@@ -177,7 +188,10 @@ class _Execution:
 @shared_task(bind=True, name="trellis.execute_node", **DURABLE)
 @in_own_log_context  # the run and node bound below label its log lines, until it returns
 def execute_node(self, node_pk: int, token: str) -> None:
-    """Claim a queued node, run its handler, record the outcome and queue what became ready."""
+    """Claim a queued node, run its handler, record the outcome and queue what became ready;
+    then run, in this same task, a node that became ready on this queue (Carry), while the
+    task's time limits leave it its own timeout, up to ``TRELLIS_CONTINUE_HOPS`` nodes."""
+    began = time.monotonic()
     worker = getattr(self.request, "hostname", None) or f"local-{os.getpid()}"
     queue = (self.request.delivery_info or {}).get("routing_key")
     limit = queue_limits.limit_for(queue)
@@ -198,17 +212,57 @@ def execute_node(self, node_pk: int, token: str) -> None:
         node = claim_node(node_pk, token, worker)
     if node is None:
         return  # stale or duplicate message, or the run is paused
-    bind_log_context(run_id=node.run_id, node_id=node.node_id)
-    execution = _Execution(node)
+    hard, soft = self.request.timelimit or (None, None)
+    hops = 0
+
+    def fits(node_spec) -> bool:
+        return may_continue(
+            hops=hops,
+            max_hops=settings.TRELLIS_CONTINUE_HOPS,
+            elapsed=time.monotonic() - began,
+            limits=(hard, soft),
+            timeout=node_spec.timeout,
+            grace=HARD_LIMIT_GRACE,
+        )
+
+    # Only where this process keeps each node's own limits, and never on a limited queue
+    # (its slots are counted per claim, runs.engine.queue_limits).
+    continues = bool(queue) and not limit and timelimits.available()
+    while node is not None:
+        bind_log_context(run_id=node.run_id, node_id=node.node_id)
+        execution = _Execution(node)
+        carry = Carry(queue, worker, fits) if continues else None
+        # The message's limits are the first node's own, unless they left room to continue.
+        own_limits = hops > 0 or (soft is not None and soft > execution.node_spec.timeout)
+        _execute(execution, token, carry, own_limits=own_limits)
+        node = carry.node if carry else None
+        if node is not None:
+            token = node.dispatch_token
+            hops += 1
+
+
+def _execute(execution: _Execution, token: str, carry: Carry | None, *, own_limits: bool) -> None:
+    """Run one claimed node and record its outcome (``carry``: see execute_node)."""
+    node = execution.node
+    limits = (
+        timelimits.node_time_limits(
+            execution.node_spec.timeout,
+            HARD_LIMIT_GRACE,
+            f"node {node.node_id} of run {node.run_id}",
+        )
+        if own_limits
+        else contextlib.nullcontext()
+    )
     try:
-        scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)
-        if execution.node_spec.map:
-            items = templating.render_value(execution.node_spec.map, scope)
-            if _start_map(execution, token, items):
-                return  # the chord's callback finishes the node
-            output = []
-        else:
-            output = execution.call_handler(scope, upstream)
+        with limits:
+            scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)
+            if execution.node_spec.map:
+                items = templating.render_value(execution.node_spec.map, scope)
+                if _start_map(execution, token, items):
+                    return  # the chord's callback finishes the node
+                output = []
+            else:
+                output = execution.call_handler(scope, upstream)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded on the node
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
@@ -228,6 +282,7 @@ def execute_node(self, node_pk: int, token: str) -> None:
             error=failure.error,
             retryable=failure.retryable,
             run=execution.run,
+            carry=carry,
         )
         return
     if isinstance(output, WaitForEvent):
@@ -235,7 +290,7 @@ def execute_node(self, node_pk: int, token: str) -> None:
     elif isinstance(output, StartChildRun):
         _start_child(execution, token, output)
     else:
-        finish_node(node, N.COMPLETED, token=token, output=output, run=execution.run)
+        finish_node(node, N.COMPLETED, token=token, output=output, run=execution.run, carry=carry)
 
 
 def _start_child(execution: _Execution, token: str, instruction: StartChildRun) -> None:

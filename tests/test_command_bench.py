@@ -21,6 +21,8 @@ def test_bench_runs_every_workload_and_prints_ratios(tmp_path):
     for workload in ("W1", "W2", "W3", "W4", "W5", "events", "SQL"):
         assert f"\n{workload} " in text, text
     assert "W1 vs celery chord" in text and "W4 vs celery chains" in text
+    assert "ratios on sqlite" in text or "ratios on postgresql" in text
+    assert "(<= 1.0x " in text and "worker CPU per node" in text
     data = json.loads(report.read_text())
     systems = {(row["workload"], row["system"]) for row in data["results"]}
     assert ("W3", "celery client driver") in systems and (

@@ -99,6 +99,34 @@ def test_worker_killed_with_sigkill_mid_node_the_run_still_completes(crash_worke
     print(f"recovered from SIGKILL in {took:.1f} s")
 
 
+def test_worker_killed_in_the_middle_of_a_continued_chain_the_chain_completes_once(
+    crash_worker, api
+):
+    """c1 … c5 run in the task that ran c0 (continue in the worker); SIGKILL the worker
+    while c2 runs: c2 is RUNNING on a dead worker with no message in the broker, and the
+    reconciler queues it again like any lost node."""
+    nodes = [py("c0", "sleep", kwargs={"seconds": 0.5}, queue="crash")]
+    for index in range(1, 6):
+        nodes.append(
+            py(f"c{index}", "sleep", [f"c{index - 1}"], kwargs={"seconds": 1}, queue="crash")
+        )
+    run_id = start(api, create(api, nodes))
+    c2 = wait_node(run_id, "c2", {"RUNNING"})
+    c0 = NodeRun.objects.get(run_id=run_id, node_id="c0")
+    assert c2.worker_pid == c0.worker_pid  # continued in c0's task, not sent
+    time.sleep(0.3)
+    crash_worker.kill()
+    crash_worker.start()
+    with Reconciler() as reconciler:
+        run = wait_for_run(run_id, timeout=RECOVERY_BOUND)
+    assert run.status == "COMPLETED", run.error
+    c2 = NodeRun.objects.get(pk=c2.pk)
+    assert [a["state"] for a in c2.attempts] == ["LOST", "COMPLETED"]
+    for index in range(6):
+        assert completed_events(run_id, f"c{index}") == 1, f"c{index}"
+    assert reconciler.total("requeued_lost") == 1
+
+
 def test_pool_process_killed_mid_node_is_requeued(crash_worker, api):
     name = create(api, [py("sleepy", "sleep", kwargs={"seconds": 3}, queue="crash")])
     run_id = start(api, name)
@@ -226,6 +254,51 @@ def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
     assert long.attempt == 2 and [a["state"] for a in long.attempts] == ["LOST", "COMPLETED"]
     assert completed_events(run_id, "long") == 1 and completed_events(run_id, "short") == 1
     print(f"worker stopped {exited_after:.1f} s after SIGTERM (grace 3 s)")
+
+
+@pytest.fixture
+def group_worker(worker):
+    """A worker on the `group` queue with a long shutdown grace, stopped by a signal to its
+    whole process group (systemd's KillMode=control-group, supervisor's stopasgroup)."""
+    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE="60")
+    process = WorkerProcess(env, concurrency=2, queues="group", name="group")
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_sigterm_to_the_whole_process_group_requeues_the_lost_nodes_at_once(
+    group_worker, worker, api
+):
+    """The pool processes die with the signal, so the graceful path never runs: the worker's
+    main process queues their nodes again as it exits, with no reconciler running."""
+    name = create(
+        api,
+        [
+            py("long", "sleep", kwargs={"seconds": 30}, queue="group"),
+            py("after", "add", ["long"], kwargs={"a": 1, "b": 2}),
+        ],
+    )
+    run_id = start(api, name)
+    wait_node(run_id, "long", {"RUNNING"})
+    signalled = time.monotonic()
+    os.killpg(group_worker.proc.pid, signal.SIGTERM)
+    group_worker.proc.wait(timeout=40)
+    exited_after = time.monotonic() - signalled
+    long = NodeRun.objects.get(run_id=run_id, node_id="long")
+    assert long.state == "QUEUED", long.state
+    assert [a["state"] for a in long.attempts] == ["LOST"]
+    assert "shut down while the node ran" in long.attempts[0]["error"]
+    # Not after the 60 s grace: there was nothing left to wait for.
+    assert exited_after < 30, f"the worker took {exited_after:.1f} s to stop"
+
+    group_worker.start()
+    run = wait_for_run(run_id, timeout=90)
+    assert run.status == "COMPLETED", run.error
+    long = NodeRun.objects.get(pk=long.pk)
+    assert long.attempt == 2 and [a["state"] for a in long.attempts] == ["LOST", "COMPLETED"]
+    assert completed_events(run_id, "long") == 1
+    print(f"worker stopped {exited_after:.1f} s after SIGTERM to its process group")
 
 
 def test_stale_queued_nodes_are_resent_only_when_their_queue_is_empty(worker, api):

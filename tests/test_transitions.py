@@ -201,3 +201,30 @@ def test_waiting_reasons_name_the_limit_and_the_queue():
         "waits in queue 'gpu', which no live worker serves "
         "(start one with: celery -A orchestration worker -Q gpu)"
     )
+
+
+@pytest.mark.parametrize(
+    "hops,elapsed,limits,timeout,allowed",
+    [
+        (0, 0.5, (360.0, 330.0), 300, True),  # a message sent with a 30 s window
+        (0, 29.0, (360.0, 330.0), 300, True),
+        (0, 31.0, (360.0, 330.0), 300, False),  # the node would be cut short by the task's limit
+        (0, 1.0, (330.0, 300.0), 300, False),  # no window: the limits are the first node's own
+        (0, 5.0, (360.0, 330.0), 10, True),  # a shorter node fits longer
+        (0, 5.0, (300.0, None), 300, False),  # the hard limit needs the grace on top
+        (0, 5.0, (None, None), 300, True),  # no limits at all
+        (49, 1.0, (None, None), 300, True),
+        (50, 1.0, (None, None), 300, False),  # the hop bound keeps workers fair
+    ],
+)
+def test_a_task_continues_only_while_its_limits_leave_the_next_node_its_own(
+    hops, elapsed, limits, timeout, allowed
+):
+    from runs.rules.decisions import may_continue
+
+    assert (
+        may_continue(
+            hops=hops, max_hops=50, elapsed=elapsed, limits=limits, timeout=timeout, grace=30
+        )
+        is allowed
+    )

@@ -34,8 +34,15 @@ def message_id(node_pk: int, token: str) -> str:
     return f"trellis-node-{node_pk}-{token}"
 
 
+def continue_window() -> float:
+    """Seconds of a task's time limits beyond its node's timeout, in which it may run
+    further nodes (runs.engine.scheduler.Carry); 0 when workers never continue."""
+    return settings.TRELLIS_CONTINUE_SECONDS if settings.TRELLIS_CONTINUE_HOPS else 0.0
+
+
 def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
     """Publish one execute message per node (called after the commit that queued them)."""
+    window = continue_window()
     # One producer (and broker connection) for the batch, not one from the pool per message.
     with current_app.producer_or_acquire() as producer:
         for node_pk, token, node_spec in batch:
@@ -44,8 +51,8 @@ def send_nodes(batch: list[tuple[int, str, NodeSpec]]) -> None:
                 (node_pk, token),
                 task_id=message_id(node_pk, token),
                 queue=node_spec.queue,
-                soft_time_limit=node_spec.timeout,
-                time_limit=node_spec.timeout + HARD_LIMIT_GRACE,
+                soft_time_limit=node_spec.timeout + window,
+                time_limit=node_spec.timeout + HARD_LIMIT_GRACE + window,
                 producer=producer,
                 ignore_result=True,
             )

@@ -522,19 +522,23 @@ def format_table(results: list[Result]) -> str:
             + " ".join(f"{k}={v}" for k, v in notes.items())
         )
     lines.append("")
-    lines.append("ratios (Trellis / raw Celery, lower is better):")
-    for workload, baseline, field_name in ratio_pairs():
+    lines.append(
+        f"ratios on {connection.vendor} (Trellis / raw Celery, lower is better;"
+        f" targets: issue #15, worker CPU per node <= {CPU_TARGET:.1f}x):"
+    )
+    for workload, baseline, field_name, target in ratio_pairs():
         t = _find(results, workload, "trellis")
         b = _find(results, workload, baseline)
         if t and b:
             tv = t.extra.get(field_name, t.median) if field_name else t.median
             bv = b.extra.get(field_name, b.median) if field_name else b.median
-            line = f"  {workload} vs {baseline:<24} {tv / bv:6.2f}x" + (
+            ratio = tv / bv
+            line = f"  {workload} vs {baseline:<24} {ratio:6.2f}x  {_verdict(ratio, target)}" + (
                 f"  ({field_name})" if field_name else ""
             )
             tc, bc = t.extra.get("worker_cpu_ms_per_node"), b.extra.get("worker_cpu_ms_per_node")
             if tc and bc:
-                line += f"   worker CPU per node {tc / bc:.2f}x"
+                line += f"   worker CPU per node {tc / bc:.2f}x {_verdict(tc / bc, CPU_TARGET)}"
             lines.append(line)
     w5 = _find(results, "W5", "trellis run")
     w1 = _find(results, "W1", "trellis")
@@ -544,13 +548,21 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def ratio_pairs() -> list[tuple[str, str, str | None]]:
+CPU_TARGET = 1.5
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return f"(<= {target:.1f}x {'met' if ratio <= target else 'NOT met'})"
+
+
+def ratio_pairs() -> list[tuple[str, str, str | None, float]]:
+    """(workload, raw Celery baseline, the field compared or None for the median, target)."""
     return [
-        ("W1", "celery chord", None),
-        ("W2", "celery chain", None),
-        ("W3", "celery layered chords", None),
-        ("W3", "celery client driver", None),
-        ("W4", "celery chains", "p95_run_latency_s"),
+        ("W1", "celery chord", None, 1.0),
+        ("W2", "celery chain", None, 1.0),
+        ("W3", "celery layered chords", None, 0.5),
+        ("W3", "celery client driver", None, 1.5),
+        ("W4", "celery chains", "p95_run_latency_s", 1.5),
     ]
 
 

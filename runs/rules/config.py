@@ -77,6 +77,18 @@ KNOBS: dict[str, Knob] = {
     "TRELLIS_QUEUE_LIMITS": Knob({}, "Running nodes allowed per queue, e.g. {'llm': 4}."),
     "TRELLIS_QUEUE_RETRY_SECONDS": Knob(1.0, "Retry period of a node held by a queue limit.", 0.05),
     "TRELLIS_SHUTDOWN_GRACE": Knob(25.0, "Seconds a stopping worker lets running nodes finish.", 0),
+    "TRELLIS_CONTINUE_HOPS": Knob(
+        50,
+        "Nodes a worker runs in the same task after its own, when they become ready on its"
+        " queue (0: every node goes through the broker).",
+        0,
+    ),
+    "TRELLIS_CONTINUE_SECONDS": Knob(
+        30.0,
+        "How long after it began a task may still take a further node (s); node messages"
+        " carry this much more time limit, each node's own timeout is kept in the worker.",
+        0,
+    ),
     "TRELLIS_LOST_ATTEMPTS": Knob(3, "Attempts lost with their worker before a node fails.", 0),
     "TRELLIS_WORKER_DB_MAX_AGE": Knob(300, "Seconds a worker keeps a database connection.", 0),
     "TRELLIS_RETENTION_DAYS": Knob(0, "Delete finished runs older than this (0: keep all).", 0),

@@ -33,6 +33,29 @@ def backoff_delay(backoff: float, attempt: int, *, cap: float, jitter: float = 0
     return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
 
 
+def may_continue(
+    *,
+    hops: int,
+    max_hops: int,
+    elapsed: float,
+    limits: tuple[float | None, float | None],
+    timeout: float,
+    grace: float,
+) -> bool:
+    """May a task that has run ``hops`` nodes after its first, ``elapsed`` seconds since it
+    began, run one more node (``timeout``) itself instead of sending it through the broker?
+
+    Only while the task's own time limits (``(hard, soft)`` as its message carries them,
+    counted from its start) still leave that node its whole timeout, and the hard limit its
+    ``grace`` on top: the node must never be cut short by a limit that was not its own."""
+    if hops >= max_hops:
+        return False
+    hard, soft = limits
+    if soft is not None and soft - elapsed < timeout:
+        return False
+    return hard is None or hard - elapsed >= timeout + grace
+
+
 def attempt_outcome(succeeded: bool, *, retryable: bool, attempt: int, max_attempts: int) -> str:
     """What a finished attempt makes of its node: COMPLETED, RETRYING while the failure is
     retryable and attempts are left, else FAILED."""

@@ -209,25 +209,71 @@ def claim(node_pk: int, token: str, **fields: Any) -> NodeRun | None:
     nodes, runs = NodeRun._meta.db_table, Run._meta.db_table
     columns = ", ".join(connection.ops.quote_name(f.column) for f in NodeRun._meta.concrete_fields)
     assignments, params = _sql_values(NodeRun, fields)
+    update = (
+        f"UPDATE {nodes} SET state = %s, attempt = attempt + 1, finished_at = NULL{assignments}"
+        f" WHERE id = %s AND state = %s AND dispatch_token = %s"
+        f" AND {_RUN_IS.format(runs=runs, nodes=nodes)} RETURNING {columns}"
+    )
+    params = [N.RUNNING, *params, node_pk, N.QUEUED, token, R.RUNNING]
+    if claim_in_one_statement():
+        return _claim_with_event(update, params, columns)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {nodes} SET state = %s, attempt = attempt + 1, finished_at = NULL{assignments}"
-            f" WHERE id = %s AND state = %s AND dispatch_token = %s"
-            f" AND {_RUN_IS.format(runs=runs, nodes=nodes)} RETURNING {columns}",
-            [N.RUNNING, *params, node_pk, N.QUEUED, token, R.RUNNING],
-        )
+        cursor.execute(update, params)
         rows = cursor.fetchall()
     if not rows:
         return None
     node = NodeRun.from_db(
         connection.alias, _NODE_FIELDS, rows_to_values(NodeRun, _NODE_FIELDS, rows)[0]
     )
-    record_event(
-        node.run_id,
-        "node.status",
-        {"state": N.RUNNING, "from": N.QUEUED, "attempt": node.attempt, "worker": node.worker},
-        node_id=node.node_id,
+    record_event(node.run_id, "node.status", _claim_data(node), node_id=node.node_id)
+    return node
+
+
+def _claim_data(node: NodeRun) -> dict[str, Any]:
+    return {"state": N.RUNNING, "from": N.QUEUED, "attempt": node.attempt, "worker": node.worker}
+
+
+def claim_in_one_statement() -> bool:
+    """PostgreSQL outside a transaction: the claim and its event are one statement (a
+    data-modifying ``WITH``), so one round trip, atomic by itself, replaces BEGIN, UPDATE,
+    INSERT and COMMIT. Inside a transaction (or a batch of events, whose ids must follow
+    the order of the changes) the event is recorded as usual."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and getattr(_batch, "events", None) is None
     )
+
+
+def _claim_with_event(update: str, params: list[Any], columns: str) -> NodeRun | None:
+    events = RunEvent._meta.db_table
+    ts = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH moved AS ({update}), event AS ("
+            f"INSERT INTO {events} (run_id, ts, kind, node_id, data)"
+            " SELECT run_id, %s, 'node.status', node_id, jsonb_build_object("
+            "'state', state, 'from', %s, 'attempt', attempt, 'worker', worker) FROM moved"
+            f" RETURNING id) SELECT {columns}, (SELECT id FROM event) FROM moved",
+            [*params, ts, N.QUEUED],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    *values, event_id = rows[0]
+    node = NodeRun.from_db(
+        connection.alias, _NODE_FIELDS, rows_to_values(NodeRun, _NODE_FIELDS, [values])[0]
+    )
+    event = RunEvent(
+        id=event_id,
+        run_id=node.run_id,
+        ts=ts,
+        kind="node.status",
+        node_id=node.node_id,
+        data=_claim_data(node),
+    )
+    event._state.adding, event._state.db = False, connection.alias
+    queue_publish(event)  # committed already: published now
     return node
 
 
