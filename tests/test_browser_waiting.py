@@ -3,12 +3,11 @@ and Reject with a reason from the node panel. Fixtures and helpers: tests/test_b
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from runs.models import NodeRun, Run
 from runs.services.runs import reject_event
 from tests.specs import py
 from tests.test_browser import (  # noqa: F401 - browser and page are fixtures
+    SHOTS,
     TIMEOUT_MS,
     browser,
     page,
@@ -18,8 +17,6 @@ from tests.test_browser import (  # noqa: F401 - browser and page are fixtures
     wait_states,
     workflow,
 )
-
-ASSETS = Path(__file__).resolve().parent.parent / "docs" / "assets"
 
 
 def spend_approval(user):
@@ -81,8 +78,9 @@ def test_waiting_runs_show_needs_input_and_reject_fails_the_node_with_its_reason
     nav_count(page, 2)
     assert page.locator("[data-count=needs-input]").inner_text() == "2"
     page.set_viewport_size({"width": 1200, "height": 520})
-    ASSETS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ASSETS / "needs-input.png"))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # docs/assets/needs-input.png is a copy: a test run must not change the tree
+    page.screenshot(path=str(SHOTS / "needs-input.png"))
     page.set_viewport_size({"width": 1440, "height": 960})
 
     page.click("[data-testid=filter-needs-input]")  # the filter: only runs that wait
