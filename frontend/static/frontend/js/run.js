@@ -5,10 +5,11 @@
 //
 // Big runs: events are queued as they arrive and applied once per animation frame. Within a
 // frame the state (plain objects) takes every event, each node's newest status winning by
-// event id; then each touched node, group and the summary are drawn once, and the log gets
-// the frame's rows. Layout is read only at the start of a frame (is the log scrolled to its
-// end?), before any write. The log keeps its newest rows (data.logLimit). A layer too wide
-// to draw is one group box whose members the panel lists, paged.
+// event id; then each touched node, group and the summary are drawn once. The log takes the
+// waiting rows at most every LOG_EVERY_MS (a second during a burst) and keeps its newest
+// data.logLimit rows. Layout is read only at the start of a frame (is the log scrolled to
+// its end?), before any write. A layer too wide to draw is one group box whose members the
+// panel lists, paged.
 
 import {
   el, enhanceForms, fillUrl, formatDuration, formatTime, pageData, secondsBetween, toast,
@@ -21,6 +22,7 @@ const initialEvents = pageData("initial-events") || [];
 const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const FINISHED_NODE = new Set(["COMPLETED", "FAILED", "SKIPPED", "UPSTREAM_FAILED", "CANCELLED"]);
 const LOG_LIMIT = data.logLimit || 500;
+const LOG_EVERY_MS = 300; // the log takes a burst's rows at most this often (the graph: every frame)
 const GROUP_PAGE = 50; // members listed per page of a group's panel
 // Which state a group box shows (its stripe and colours): the first of these any member is
 // in, else the state all its members share, else pending.
@@ -295,12 +297,12 @@ function appendLog(events, fresh, nearBottom) {
   for (const event of events.slice(skipped)) {
     const row = el(
       "tr",
-      { dataset: { kind: event.kind, node: event.node || "", id: event.id }, class: fresh ? "new-event" : null },
-      el("td", { class: "num" }, event.id),
-      el("td", { class: "time", title: event.ts || "" }, formatTime(event.ts)),
-      el("td", {}, el("span", { class: kindClass(event.kind) }, event.kind)),
-      el("td", { class: "mono" }, event.node ? el("a", { href: `#node=${event.node}`, "data-select": event.node }, event.node) : ""),
-      el("td", { class: "details" }, describe(event)),
+      { dataset: { kind: event.kind, node: event.node || "", id: event.id }, class: fresh ? "new-event" : null, role: "row" },
+      el("td", { class: "num", role: "cell" }, event.id),
+      el("td", { class: "time", title: event.ts || "", role: "cell" }, formatTime(event.ts)),
+      el("td", { role: "cell" }, el("span", { class: kindClass(event.kind) }, event.kind)),
+      el("td", { class: "mono", role: "cell" }, event.node ? el("a", { href: `#node=${event.node}`, "data-select": event.node }, event.node) : ""),
+      el("td", { class: "details", role: "cell" }, describe(event)),
     );
     row.hidden = !logRowVisible(row);
     fragment.append(row);
@@ -315,11 +317,15 @@ function appendLog(events, fresh, nearBottom) {
     const rows = [...logBody.rows].sort((a, b) => Number(a.dataset.id) - Number(b.dataset.id));
     logBody.append(...rows);
   }
-  let dropped = skipped;
-  while (logBody.rows.length > LOG_LIMIT) {
-    logBody.deleteRow(0);
-    dropped += 1;
+  // The oldest rows beyond the limit go in one operation, not one by one.
+  const extra = logBody.rows.length - LOG_LIMIT;
+  if (extra > 0) {
+    const range = document.createRange();
+    range.setStartBefore(logBody.rows[0]);
+    range.setEndAfter(logBody.rows[extra - 1]);
+    range.deleteContents();
   }
+  const dropped = skipped + Math.max(0, extra);
   if (dropped) {
     state.logHidden += dropped;
     logNote.querySelector("b").textContent = state.logHidden;
@@ -703,7 +709,11 @@ function showError(message) {
 }
 
 // Events wait for the next animation frame and are applied together (see the top).
-const frames = { queue: [], requested: false, scrollLog: false };
+const frames = {
+  queue: [], requested: false, scrollLog: false,
+  logQueue: [], loggedAt: -Infinity, logTimer: 0, // rows waiting for the log, when it last took some
+  count: 0, busiestMs: 0, totalMs: 0, // measured for the browser tests
+};
 
 function onEvents(events) {
   for (const event of events) frames.queue.push(event);
@@ -727,11 +737,29 @@ function applyFrame() {
   const nearBottom = logWrap.scrollHeight - logWrap.scrollTop - logWrap.clientHeight < 40;
   const events = frames.queue;
   frames.queue = [];
-  if (events.length) applyEvents(events, nearBottom);
+  const started = performance.now();
+  if (events.length) applyEvents(events);
+  // The log: every row of a burst costs style and layout, and nobody reads 100 rows a frame.
+  // A burst waits longer: its rows are built once a second, not every 300 ms.
+  const every = frames.logQueue.length > 50 ? 3 * LOG_EVERY_MS : LOG_EVERY_MS;
+  if (frames.logQueue.length && started - frames.loggedAt >= every) {
+    appendLog(frames.logQueue, true, nearBottom);
+    frames.logQueue = [];
+    frames.loggedAt = started;
+  } else if (frames.logQueue.length && !frames.logTimer) {
+    frames.logTimer = setTimeout(() => {
+      frames.logTimer = 0;
+      requestFrame();
+    }, every - (started - frames.loggedAt));
+  }
+  const spent = performance.now() - started;
+  frames.count += 1;
+  frames.totalMs += spent;
+  frames.busiestMs = Math.max(frames.busiestMs, spent);
   if (frames.scrollLog) requestFrame();
 }
 
-function applyEvents(events, nearBottom) {
+function applyEvents(events) {
   const touched = new Set();
   let runChanged = false;
   const logged = [];
@@ -763,7 +791,7 @@ function applyEvents(events, nearBottom) {
     paintWaitingForms();
   }
   if (runChanged) paintStatus();
-  appendLog(logged, true, nearBottom);
+  for (const event of logged) frames.logQueue.push(event);
   // The page title carries the status, for a run watched from another tab.
   document.title = `${state.status} · ${document.title.replace(/^[A-Z_]+ · /, "")}`;
 }
@@ -814,4 +842,4 @@ const stream = new EventStream({
   },
 });
 stream.start();
-window.trellisRun = { state, stream, groups }; // for debugging and the browser tests
+window.trellisRun = { state, stream, groups, frames }; // for debugging and the browser tests
