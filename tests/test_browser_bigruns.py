@@ -262,10 +262,15 @@ def test_10000_node_finished_run_page_is_bounded_and_its_panel_opens(page, user,
     assert elements < 1_500 and svg_elements < 100
     assert "10000 of 10000 done" in page.locator("#summary-legend").inner_text()
     assert page.locator("#run-status").inner_text() == "COMPLETED"
-    # A member's panel, through the group's list and through "Go to node".
-    page.click("svg.dag .dag-group")
+    # A member's panel, through the group's list (reached by keyboard) and through "Go to node".
+    group = page.locator("svg.dag .dag-group")
+    assert group.get_attribute("role") == "button"
+    assert group.get_attribute("aria-label") == "group of 9998 nodes, 9998 completed"
+    group.focus()
+    page.keyboard.press("Enter")
     page.wait_for_selector(".group-panel [data-select=w0]")
-    page.click(".group-panel [data-select=w0]")
+    page.focus(".group-panel [data-select=w0]")
+    page.keyboard.press("Enter")
     page.wait_for_selector(".panel[data-node=w0][data-state=COMPLETED]")
     page.fill("#find-node input", "w9997")
     page.press("#find-node input", "Enter")
