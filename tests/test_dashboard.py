@@ -445,6 +445,7 @@ def test_static_assets_exist(user_client):
         "js/run.js",
         "js/runs.js",
         "js/dag.js",
+        "js/groups.js",
         "js/workers.js",
         "js/workflow.js",
     ):

@@ -15,6 +15,7 @@ import {
   el, enhanceForms, fillUrl, formatDuration, formatTime, pageData, secondsBetween, toast,
 } from "./common.js";
 import { enableAllZooms } from "./dag.js";
+import { groupPanel, paintGroupBox, paintGroupList } from "./groups.js";
 import { EventStream } from "./stream.js";
 
 const data = pageData();
@@ -23,10 +24,6 @@ const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const FINISHED_NODE = new Set(["COMPLETED", "FAILED", "SKIPPED", "UPSTREAM_FAILED", "CANCELLED"]);
 const LOG_LIMIT = data.logLimit || 500;
 const LOG_EVERY_MS = 300; // the log takes a burst's rows at most this often (the graph: every frame)
-const GROUP_PAGE = 50; // members listed per page of a group's panel
-// Which state a group box shows (its stripe and colours): the first of these any member is
-// in, else the state all its members share, else pending.
-const GROUP_STATE_ORDER = ["FAILED", "UPSTREAM_FAILED", "WAITING", "RETRYING", "RUNNING", "QUEUED", "READY"];
 
 // The nodes come as a table (one list of keys, a row of values per node): the same objects.
 function nodesFromTable(table) {
@@ -127,56 +124,13 @@ function paintNode(nodeId) {
   }
 }
 
-function groupCounts(key) {
-  const counts = {};
-  for (const id of groups[key]) {
-    const name = state.nodes[id]?.state || "PENDING";
-    counts[name] = (counts[name] || 0) + 1;
-  }
-  return counts;
-}
-
-function groupState(counts, total) {
-  const first = GROUP_STATE_ORDER.find((name) => counts[name]);
-  if (first) return first;
-  const names = Object.keys(counts);
-  return names.length === 1 && counts[names[0]] === total ? names[0] : "PENDING";
-}
-
-// A group box: the colour of its most pressing state, its counts per state as a stacked bar
-// and in its accessible name.
+// A group box (groups.js); the edges in and out of it follow its members.
 function paintGroup(key) {
   const element = groupElements.get(key);
   if (!element) return;
-  const total = groups[key].length;
-  const counts = groupCounts(key);
-  const shown = groupState(counts, total);
   const selected = state.selectedGroup === key || (state.selected && groupOf.get(state.selected) === key);
-  element.setAttribute("class", `dag-node dag-group state-${shown.toLowerCase()}${selected ? " selected" : ""}`);
-  element.dataset.state = shown;
-  element.dataset.counts = JSON.stringify(counts);
-  const words = data.stateOrder.filter((name) => counts[name])
-    .map((name) => `${counts[name]} ${name.toLowerCase().replace("_", " ")}`);
-  element.querySelector(".state-text").textContent = words.slice(0, 2).join(" · ");
-  element.setAttribute("aria-label", `group of ${total} nodes, ${words.join(", ")}`);
-  const bar = element.querySelector(".group-bar");
-  if (bar) {
-    const full = Number(bar.dataset.full);
-    bar.querySelectorAll(".seg").forEach((seg) => seg.remove());
-    let x = 0;
-    for (const name of data.stateOrder) {
-      if (!counts[name]) continue;
-      const width = (full * counts[name]) / total;
-      const seg = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-      seg.setAttribute("class", `seg seg-${name.toLowerCase()}`);
-      seg.setAttribute("x", x.toFixed(1));
-      seg.setAttribute("width", width.toFixed(1));
-      seg.setAttribute("height", "3");
-      bar.append(seg);
-      x += width;
-    }
-  }
-  const done = (counts.COMPLETED || 0) === total;
+  const counts = paintGroupBox(element, groups[key], state.nodes, data.stateOrder, selected);
+  const done = (counts.COMPLETED || 0) === groups[key].length;
   const busy = Boolean(counts.RUNNING || counts.QUEUED);
   for (const edge of edgesFrom.get(key) || []) edge.classList.toggle("done", done);
   for (const edge of edgesTo.get(key) || []) edge.classList.toggle("active", busy);
@@ -381,8 +335,8 @@ function deselect() {
 
 // ------------------------------------------------------------------ group panel
 
-// A group box opens its members in the panel: counts per state (each a filter), then a page
-// of GROUP_PAGE members, each a button to its node panel.
+// A group box opens its members in the panel (groups.js): counts per state (each a filter),
+// then a page of members, each a button to its node panel.
 function selectGroup(key) {
   if (!groups[key]) return;
   const previous = state.selected;
@@ -395,69 +349,18 @@ function selectGroup(key) {
   if (previousGroup) paintGroup(previousGroup);
   paintGroup(key);
   history.replaceState(null, "", location.pathname + location.search);
-  panel.replaceChildren(el("div", { class: "panel group-panel", "data-group": key },
-    el("div", { class: "panel-head" },
-      el("div", {},
-        el("h2", {}, `${groups[key].length} nodes`),
-        el("span", { class: "muted small" }, "one layer of the graph, drawn as a group")),
-      el("button", { type: "button", class: "btn btn-small", "data-close": "" }, "Close")),
-    el("div", { class: "group-filters", role: "group", "aria-label": "Show members by state" }),
-    el("ol", { class: "member-list" }),
-    el("div", { class: "pager" },
-      el("button", { type: "button", class: "btn btn-small", "data-page": "-1" }, "Previous"),
-      el("span", { class: "small muted", "data-role": "range", "aria-live": "polite" }),
-      el("button", { type: "button", class: "btn btn-small", "data-page": "1", "data-testid": "group-next" }, "Next"))));
+  panel.replaceChildren(groupPanel(key, groups[key].length));
   paintGroupPanel();
 }
 
-function groupMembers() {
-  const members = groups[state.selectedGroup] || [];
-  if (!state.groupFilter) return members;
-  return members.filter((id) => state.nodes[id]?.state === state.groupFilter);
-}
-
-// Redrawn once per frame while open and a member changed; the list's buttons are updated in
-// place (same node, same button), so keyboard focus survives.
+// Redrawn once per frame while open and a member changed.
 function paintGroupPanel() {
   const box = panel.querySelector(".group-panel");
   if (!box || box.dataset.group !== state.selectedGroup) return;
-  const counts = groupCounts(state.selectedGroup);
-  const filters = box.querySelector(".group-filters");
-  const filterButtons = [["", "all", groups[state.selectedGroup].length]].concat(
-    data.stateOrder.filter((name) => counts[name]).map((name) => [name, name.toLowerCase().replace("_", " "), counts[name]]));
-  const focusedFilter = document.activeElement?.closest?.(".group-filters [data-filter]")?.dataset.filter;
-  filters.replaceChildren(...filterButtons.map(([name, label, count]) => el("button", {
-    type: "button", class: `chip${name ? ` chip-state state-${name.toLowerCase()}` : ""}${state.groupFilter === name ? " active" : ""}`,
-    "data-filter": name, "aria-pressed": String(state.groupFilter === name),
-  }, el("b", {}, count), ` ${label}`)));
-  if (focusedFilter !== undefined) filters.querySelector(`[data-filter="${CSS.escape(focusedFilter)}"]`)?.focus();
-  const members = groupMembers();
-  const pages = Math.max(1, Math.ceil(members.length / GROUP_PAGE));
-  state.groupPage = Math.min(state.groupPage, pages - 1);
-  const start = state.groupPage * GROUP_PAGE;
-  const page = members.slice(start, start + GROUP_PAGE);
-  const list = box.querySelector(".member-list");
-  list.start = start + 1;
-  const items = [...list.children];
-  page.forEach((id, index) => {
-    const nodeState = state.nodes[id]?.state || "PENDING";
-    let item = items[index];
-    if (!item) {
-      item = el("li", {}, el("button", { type: "button", class: "member" },
-        el("span", { class: "mono" }), el("span", { class: "state" })));
-      list.append(item);
-    }
-    const button = item.firstChild;
-    button.dataset.select = id;
-    button.firstChild.textContent = id;
-    button.lastChild.className = `state state-${nodeState.toLowerCase()}`;
-    button.lastChild.textContent = nodeState;
+  state.groupPage = paintGroupList(box, {
+    members: groups[state.selectedGroup], nodes: state.nodes, stateOrder: data.stateOrder,
+    filter: state.groupFilter, page: state.groupPage,
   });
-  items.slice(page.length).forEach((item) => item.remove());
-  box.querySelector("[data-role=range]").textContent = members.length
-    ? `${start + 1}–${start + page.length} of ${members.length}` : "none";
-  box.querySelector('[data-page="-1"]').disabled = state.groupPage === 0;
-  box.querySelector('[data-page="1"]').disabled = state.groupPage >= pages - 1;
 }
 
 panel.addEventListener("click", (event) => {
