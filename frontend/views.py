@@ -64,6 +64,7 @@ from runs.services.shapes import (
     worker_views,
 )
 from runs.services.workers import queue_usage, queue_warnings
+from runs.web import json_error
 
 from .dag import layout_for_spec
 from .formatting import duration, pretty_json
@@ -71,6 +72,9 @@ from .markdown import render_markdown
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
+RUN_LOG_ROWS = 500  # rows the run page's live event log keeps (the newest; a note counts the rest)
+NODE_LINKS = 50  # node links a panel list (Needs, Feeds) shows at first; "more" adds as many
+NODE_LINKS_MAX = 10_000  # the most a panel list shows on request (the spec's node limit)
 WORKFLOW_RUN_LIMIT = 20
 NODE_LOG_LIMIT = 200
 
@@ -192,7 +196,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     warnings = queue_warnings(nodes.values())
     picture = layout_for_spec(spec)
     picture.nodes = [
-        replace(placed, state=nodes[placed.id].state if placed.id in nodes else NodeState.PENDING)
+        placed if placed.is_group else replace(placed, state=_state_of(nodes.get(placed.id)))
         for placed in picture.nodes
     ]
     children = list(
@@ -225,10 +229,11 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
             "page_data": {
                 "run": run_view(run, row=True),
                 "after": cursor,
-                "nodes": {
-                    node_id: node_view(node, warnings.get(node_id), full=False)
+                "nodes": node_table(
+                    node_view(node, warnings.get(node_id), full=False)
                     for node_id, node in nodes.items()
-                },
+                ),
+                "groups": {group.id: list(group.members) for group in picture.groups},
                 "progress": _latest_progress(run),
                 "actions": {name: sorted(sources) for name, (sources, _) in RUN_CONTROLS.items()},
                 "stateOrder": STATE_ORDER,
@@ -237,9 +242,23 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
                     "socket": socket_url(f"runs/{run.pk}/"),
                     "node": url_template("frontend:node", run.pk, hole="node"),
                 },
+                "logLimit": RUN_LOG_ROWS,
             },
         },
     )
+
+
+def node_table(views) -> dict[str, list]:
+    """Node views (the API's shape) as one list of keys and a row of values per node: on a
+    10,000-node run the page's data is then a third of a dict per node. run.js turns the
+    rows back into the same objects."""
+    views = list(views)
+    fields = list(views[0]) if views else []
+    return {"fields": fields, "rows": [[view[key] for key in fields] for view in views]}
+
+
+def _state_of(node: NodeRun | None) -> str:
+    return node.state if node is not None else NodeState.PENDING
 
 
 def _latest_progress(run: Run) -> dict[str, dict[str, Any]]:
@@ -252,8 +271,16 @@ def _latest_progress(run: Run) -> dict[str, dict[str, Any]]:
 @login_required
 @require_GET
 def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
-    """The node panel of the run page (an HTML fragment the page's script loads)."""
+    """The node panel of the run page (an HTML fragment the page's script loads). Its lists
+    of nodes (Needs, Feeds) show the first ``NODE_LINKS``; ``?needs=`` and ``?feeds=`` ask
+    for more (up to ``NODE_LINKS_MAX``)."""
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    limits = {}
+    for name in ("needs", "feeds"):
+        raw = request.GET.get(name, str(NODE_LINKS))
+        if not raw.isdigit() or not 1 <= int(raw) <= NODE_LINKS_MAX:
+            return json_error(f"{name} must be a whole number from 1 to {NODE_LINKS_MAX}.", 400)
+        limits[name] = int(raw)
     # Read up to a fixed event id: the page appends streamed tokens after it, no more, no less.
     last_event = run.events.aggregate(last=Max("id"))["last"] or 0
     node = get_object_or_404(NodeRun, run=run, node_id=node_id)
@@ -307,8 +334,8 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "progress": progress,
             "progress_percent": round(100 * float(progress.get("fraction", 0))) if progress else 0,
             "children": children,
-            "dependencies": node_spec.dependencies,
-            "dependents": spec.children.get(node_id, ()),
+            "needs": _node_links(node_spec.dependencies, limits["needs"]),
+            "feeds": _node_links(spec.children.get(node_id, ()), limits["feeds"]),
             "last_event_id": last_event,
             "node_actions": legal_node_actions(run.status, node.state),
             "waiting_form": _waiting_forms(run, spec, {node_id: node}, only=node_id)[0]
@@ -316,6 +343,26 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             else None,
         },
     )
+
+
+def _node_links(node_ids, limit: int) -> dict[str, Any]:
+    """The first ``limit`` of a list of node ids, how many there are, and the next limit."""
+    node_ids = list(node_ids)
+    return {
+        "shown": node_ids[:limit],
+        "total": len(node_ids),
+        "hidden": max(0, len(node_ids) - limit),
+        "next": min(NODE_LINKS_MAX, limit + NODE_LINKS * 4),
+    }
+
+
+def _status_and_event(run: Run) -> tuple[str, int]:
+    """The run's last event id, read before its status: the status is at least that new. The
+    page applies an answer's status only when the socket has not already brought a later run
+    event (the worker can move the run on before the answer arrives)."""
+    event = RunEvent.objects.filter(run=run).aggregate(last=Max("id"))["last"] or 0
+    run.refresh_from_db(fields=["status"])
+    return run.status, event
 
 
 def _answer(
@@ -338,22 +385,26 @@ def run_action(request: HttpRequest, run_id, action: str) -> HttpResponse:
     try:
         run = getattr(control, action)(run.pk, request.user)
     except InvalidTransition as exc:
+        status, event = _status_and_event(run)
         return _answer(
             request,
             run,
             False,
             f"Cannot {action} a run that is {exc.current}.",
             409,
-            status=exc.current,
-            actions=legal_controls(exc.current),
+            status=status,
+            actions=legal_controls(status),
+            event=event,
         )
+    status, event = _status_and_event(run)
     return _answer(
         request,
         run,
         True,
         f"Run {ACTION_VERBS[action]}.",
-        status=run.status,
-        actions=legal_controls(run.status),
+        status=status,
+        actions=legal_controls(status),
+        event=event,
     )
 
 
@@ -398,18 +449,14 @@ def node_action(request: HttpRequest, run_id, node_id: str, node_action: str) ->
         return _answer(
             request, run, False, f"{sentence[:1].upper()}{sentence[1:]}.", 409, current=exc.current
         )
-    # The run's last event id, read before its status: the status is at least that new. The
-    # page applies it only when the socket has not already brought a later run event (the
-    # worker can finish the run before this answer arrives).
-    event = RunEvent.objects.filter(run=run).aggregate(last=Max("id"))["last"] or 0
-    run.refresh_from_db(fields=["status"])
+    status, event = _status_and_event(run)
     return _answer(
         request,
         run,
         True,
         f"{node_id} {NODE_ACTION_VERBS[node_action]}.",
-        status=run.status,
-        actions=legal_controls(run.status),
+        status=status,
+        actions=legal_controls(status),
         event=event,
     )
 

@@ -126,7 +126,12 @@ def test_run_page_renders_graph_controls_and_waiting_form(user_client, workflow,
     assert page.context["actions"] == ["pause", "cancel"]
     data = page.context["page_data"]
     assert data["after"] == run.events.last().id
-    assert data["nodes"]["approve"]["state"] == "PENDING"
+    # The nodes as a table of the node shape's keys and one row per node.
+    table = data["nodes"]
+    assert table["fields"][:3] == ["id", "handler", "state"]
+    row = next(r for r in table["rows"] if r[0] == "approve")
+    approve = dict(zip(table["fields"], row, strict=True))
+    assert approve["state"] == "PENDING" and approve["handler"] == "wait_for_event"
     assert 'data-waiting="approve"' in html and "Ship it?" in html
     assert 'name="input.ok"' in html and 'name="input.note"' in html
 
@@ -178,6 +183,7 @@ def test_illegal_control_is_refused_with_409_and_the_legal_ones(user_client, wor
         "message": "Cannot pause a run that is PENDING.",
         "status": "PENDING",
         "actions": ["cancel"],
+        "event": run.events.last().id,  # the page applies the status only if nothing newer came
     }
     assert Run.objects.get(pk=run.pk).status == "PENDING"
 
@@ -187,6 +193,9 @@ def test_cancel_then_retry_through_the_dashboard(user_client, workflow, user):
     run = run_for(workflow, user)
     cancelled = post_json(user_client, reverse("frontend:run-action", args=[run.pk, "cancel"]))
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    # The answer's event id is the run's last event, the cancel's own run.status among them.
+    cancel_event = run.events.get(kind="run.status", data__status="CANCELLED")
+    assert cancelled.json()["event"] == run.events.last().id >= cancel_event.id
     assert cancelled.json()["actions"] == ["retry"]
     assert Run.objects.get(pk=run.pk).status == "CANCELLED"
     retried = post_json(user_client, reverse("frontend:run-action", args=[run.pk, "retry"]))
@@ -542,6 +551,7 @@ def test_static_assets_exist(user_client):
         "js/run.js",
         "js/runs.js",
         "js/dag.js",
+        "js/groups.js",
         "js/workers.js",
         "js/workflow.js",
     ):
@@ -570,7 +580,8 @@ def test_dashboard_sends_the_api_shapes(user_client, workflow, user):
     assert user_client.get(reverse("frontend:runs")).context["runs"] == [row]
     page = user_client.get(reverse("frontend:run", args=[run.pk]))
     assert page.context["page_data"]["run"] == row
-    assert page.context["page_data"]["nodes"] == {
+    table = page.context["page_data"]["nodes"]  # the same objects as a table (run.js rebuilds)
+    assert {row[0]: dict(zip(table["fields"], row, strict=True)) for row in table["rows"]} == {
         node["id"]: {k: v for k, v in node.items() if k not in ("output", "error", "attempts")}
         for node in api_run["nodes"]
     }
@@ -662,3 +673,89 @@ def test_form_round_trip_and_error_placement():
     assert by_field == {"name": ["name is required."], "tags": ["tags[0] must be text."]}
     assert general == ["Unexpected field: x."]
     assert json.loads(fields_for(INPUTS)[4].value) == "fast"
+
+
+# --------------------------------------------------------------------------------------
+# Big runs (issue #16): wide layers as groups, node lists paged
+
+
+def fan_out(width: int) -> list[dict]:
+    """``start`` → ``w0`` … ``w<width-1>`` → ``join``, of cheap handlers."""
+    wide = [f"w{i}" for i in range(width)]
+    return [
+        {"id": "start", "handler": "input"},
+        *({"id": node, "handler": "output", "dependencies": ["start"]} for node in wide),
+        {"id": "join", "handler": "output", "dependencies": wide},
+    ]
+
+
+def test_layout_draws_a_wide_layer_as_one_group_box_with_one_edge_each_side():
+    wide = [f"w{i}" for i in range(1000)]
+    deps = {"start": (), **{w: ("start",) for w in wide}, "join": tuple(wide)}
+    picture = layout([["start"], wide, ["join"]], deps, {w: "python" for w in wide})
+    assert [box.id for box in picture.nodes] == ["start", "group:1", "join"]
+    group = picture.nodes[1]
+    assert group.is_group and group.members == tuple(wide) and group.handler == "python"
+    assert group.label == "w0 … w999"
+    assert [(e.source, e.target) for e in picture.edges] == [
+        ("start", "group:1"),
+        ("group:1", "join"),
+    ]
+    assert picture.node_count == 1002 and len(picture.groups) == 1
+    assert picture.height < 200  # one row, not 1,000
+    # A layer of GROUP_OVER nodes or fewer is still drawn node by node.
+    narrow = layout([["a"], ["b", "c"]], {"b": ("a",), "c": ("a",)}, {}, group_over=2)
+    assert [box.id for box in narrow.nodes] == ["a", "b", "c"] and not narrow.groups
+
+
+def test_layout_of_a_deep_graph_merges_layers_into_at_most_max_columns():
+    chain = [f"n{i}" for i in range(10_000)]
+    deps = {node: (chain[i - 1],) if i else () for i, node in enumerate(chain)}
+    picture = layout([[node] for node in chain], deps, {}, max_columns=40)
+    assert len(picture.nodes) == 40 and all(box.is_group for box in picture.nodes)
+    assert [m for box in picture.nodes for m in box.members] == chain  # each node once, in order
+    assert len(picture.edges) == 39  # between consecutive columns; none inside a column
+    assert picture.node_count == 10_000
+
+
+@pytest.mark.django_db
+def test_run_page_of_a_wide_fan_out_stays_small(user_client, user):
+    run = create_run(save(user, fan_out(2000), prefix="dash"), user, inputs={})
+    page = user_client.get(reverse("frontend:run", args=[run.pk]))
+    html = page.content.decode()
+    assert html.count('<g class="dag-node') == 3 and html.count('class="edge"') == 2
+    assert 'data-group="group:1" data-count="2000"' in html
+    assert 'aria-label="group of 2000 nodes, w0 … w1999"' in html
+    assert "2002 nodes" in html
+    data = page.context["page_data"]
+    assert data["groups"] == {"group:1": [f"w{i}" for i in range(2000)]}
+    assert len(data["nodes"]["rows"]) == 2002 and data["logLimit"] == 500
+    assert len(html) < 400_000  # the node table and the group's ids, no per-node markup
+
+
+@pytest.mark.django_db
+def test_node_panel_lists_the_first_needs_and_pages_on_request(user_client, user):
+    run = create_run(save(user, fan_out(120), prefix="dash"), user, inputs={})
+    url = reverse("frontend:node", args=[run.pk, "join"])
+    html = user_client.get(url).content.decode()
+    needs = re.search(r'<dd data-list="needs">(.*?)</dd>', html, re.S).group(1)
+    assert needs.count('class="mono node-link"') == 50
+    assert "and 70 more of 120" in needs and 'data-more="needs" data-limit="250"' in needs
+    html = user_client.get(url, {"needs": "250"}).content.decode()
+    needs = re.search(r'<dd data-list="needs">(.*?)</dd>', html, re.S).group(1)
+    assert needs.count('class="mono node-link"') == 120 and "data-more" not in needs
+    start = user_client.get(reverse("frontend:node", args=[run.pk, "start"])).content.decode()
+    feeds = re.search(r'<dd data-list="feeds">(.*?)</dd>', start, re.S).group(1)
+    assert feeds.count("node-link") == 50 and "and 70 more of 120" in feeds
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["0", "-1", "many", "10001"])
+def test_node_panel_refuses_a_bad_list_size_in_the_error_shape(user_client, user, value):
+    run = create_run(save(user, fan_out(3), prefix="dash"), user, inputs={})
+    response = user_client.get(reverse("frontend:node", args=[run.pk, "join"]), {"feeds": value})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "feeds must be a whole number from 1 to 10000.",
+        "errors": [],
+    }

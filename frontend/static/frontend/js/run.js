@@ -2,28 +2,54 @@
 // status and its legal controls, the forms of WAITING nodes, the event log, the result and
 // the selected node's panel. Everything is driven by the run's events (WebSocket, resumed
 // from the last id; polling when WebSockets are unavailable).
+//
+// Big runs: events are queued as they arrive and applied once per animation frame. Within a
+// frame the state (plain objects) takes every event, each node's newest status winning by
+// event id; then each touched node, group and the summary are drawn once. The log takes the
+// waiting rows at most every LOG_EVERY_MS (a second during a burst) and keeps its newest
+// data.logLimit rows. Layout is read only at the start of a frame (is the log scrolled to
+// its end?), before any write. A layer too wide to draw is one group box whose members the
+// panel lists, paged.
 
 import {
   el, enhanceForms, fillUrl, formatDuration, formatTime, pageData, secondsBetween, toast,
 } from "./common.js";
 import { enableAllZooms } from "./dag.js";
+import { groupPanel, paintGroupBox, paintGroupList } from "./groups.js";
 import { EventStream } from "./stream.js";
 
 const data = pageData();
 const initialEvents = pageData("initial-events") || [];
 const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const FINISHED_NODE = new Set(["COMPLETED", "FAILED", "SKIPPED", "UPSTREAM_FAILED", "CANCELLED"]);
-const LOG_LIMIT = 2000;
+const LOG_LIMIT = data.logLimit || 500;
+const LOG_EVERY_MS = 300; // the log takes a burst's rows at most this often (the graph: every frame)
+
+// The nodes come as a table (one list of keys, a row of values per node): the same objects.
+function nodesFromTable(table) {
+  const nodes = {};
+  for (const row of table.rows) {
+    const node = {};
+    table.fields.forEach((field, index) => { node[field] = row[index]; });
+    nodes[node.id] = node;
+  }
+  return nodes;
+}
 
 // The run and its nodes come in the API's shapes (runs.services.shapes: the run-list row of
 // the run, each node without output, error and attempts); events in the one event shape.
 const state = {
   status: data.run.status,
-  nodes: data.nodes, // node id -> node (state, attempt, max_attempts, started_at, finished_at, …)
+  nodes: nodesFromTable(data.nodes), // node id -> node (state, attempt, max_attempts, started_at, finished_at, …)
   progress: data.progress, // node id -> its last node.progress data (events, not node fields)
   startedAt: data.run.started_at,
   finishedAt: data.run.finished_at,
   selected: null,
+  selectedGroup: null, // the group box whose members the panel lists
+  groupPage: 0,
+  groupFilter: "", // a state: list only the members in it
+  panelLimits: {}, // list name (needs, feeds) -> how many node links the panel asks for
+  logHidden: 0, // rows dropped from the log's top (LOG_LIMIT)
   panelTimer: null,
   panelLoading: false,
   tokens: [], // token events of the selected node, for appending after a panel load
@@ -39,13 +65,32 @@ const state = {
 // ------------------------------------------------------------------ graph
 
 const graph = document.querySelector("svg.dag");
-const nodeElements = new Map();
-graph?.querySelectorAll(".dag-node").forEach((node) => nodeElements.set(node.dataset.node, node));
+const nodeElements = new Map(); // node id -> its box
+const groupElements = new Map(); // group key -> its box
+const groupOf = new Map(); // node id -> the key of the group box it is drawn in
+const groups = data.groups || {}; // group key -> member node ids
+const edgesFrom = new Map(); // box key -> edges leaving it
+const edgesTo = new Map(); // box key -> edges entering it
+graph?.querySelectorAll(".dag-node[data-node]").forEach((node) => nodeElements.set(node.dataset.node, node));
+graph?.querySelectorAll(".dag-group").forEach((box) => groupElements.set(box.dataset.group, box));
+for (const [key, members] of Object.entries(groups)) for (const id of members) groupOf.set(id, key);
+graph?.querySelectorAll(".edge").forEach((edge) => {
+  for (const [map, key] of [[edgesFrom, edge.dataset.source], [edgesTo, edge.dataset.target]]) {
+    if (!map.has(key)) map.set(key, []);
+    map.get(key).push(edge);
+  }
+});
 
 function paintNode(nodeId) {
   const node = state.nodes[nodeId];
+  if (!node) return;
+  const group = groupOf.get(nodeId);
+  if (group) {
+    paintGroup(group);
+    return;
+  }
   const element = nodeElements.get(nodeId);
-  if (!node || !element) return;
+  if (!element) return;
   const stateName = node.state.toLowerCase();
   element.setAttribute("class", `dag-node state-${stateName}${state.selected === nodeId ? " selected" : ""}`);
   element.dataset.state = node.state;
@@ -73,12 +118,22 @@ function paintNode(nodeId) {
     if (node.state === "COMPLETED") fraction = progress ? 1 : 0;
     bar.setAttribute("width", String(Math.max(0, Math.min(1, fraction)) * full));
   }
-  graph.querySelectorAll(`.edge[data-source="${CSS.escape(nodeId)}"]`).forEach((edge) => {
-    edge.classList.toggle("done", node.state === "COMPLETED");
-  });
-  graph.querySelectorAll(`.edge[data-target="${CSS.escape(nodeId)}"]`).forEach((edge) => {
+  for (const edge of edgesFrom.get(nodeId) || []) edge.classList.toggle("done", node.state === "COMPLETED");
+  for (const edge of edgesTo.get(nodeId) || []) {
     edge.classList.toggle("active", node.state === "RUNNING" || node.state === "QUEUED");
-  });
+  }
+}
+
+// A group box (groups.js); the edges in and out of it follow its members.
+function paintGroup(key) {
+  const element = groupElements.get(key);
+  if (!element) return;
+  const selected = state.selectedGroup === key || (state.selected && groupOf.get(state.selected) === key);
+  const counts = paintGroupBox(element, groups[key], state.nodes, data.stateOrder, selected);
+  const done = (counts.COMPLETED || 0) === groups[key].length;
+  const busy = Boolean(counts.RUNNING || counts.QUEUED);
+  for (const edge of edgesFrom.get(key) || []) edge.classList.toggle("done", done);
+  for (const edge of edgesTo.get(key) || []) edge.classList.toggle("active", busy);
 }
 
 // ------------------------------------------------------------------ summary, status, controls
@@ -197,18 +252,22 @@ function logRowVisible(row) {
   return row.dataset.kind.includes(query) || row.dataset.node.toLowerCase().includes(query);
 }
 
-function appendLog(events, fresh) {
-  const nearBottom = logWrap.scrollHeight - logWrap.scrollTop - logWrap.clientHeight < 40;
+const logNote = document.getElementById("event-log-note");
+
+// Called with the frame's events, after `nearBottom` was read (before this frame's writes).
+function appendLog(events, fresh, nearBottom) {
+  // Rows beyond the limit would be dropped at once: only the newest are built.
+  const skipped = Math.max(0, events.length - LOG_LIMIT);
   const fragment = document.createDocumentFragment();
-  for (const event of events) {
+  for (const event of events.slice(skipped)) {
     const row = el(
       "tr",
-      { dataset: { kind: event.kind, node: event.node || "", id: event.id }, class: fresh ? "new-event" : null },
-      el("td", { class: "num" }, event.id),
-      el("td", { class: "time", title: event.ts || "" }, formatTime(event.ts)),
-      el("td", {}, el("span", { class: kindClass(event.kind) }, event.kind)),
-      el("td", { class: "mono" }, event.node ? el("a", { href: `#node=${event.node}`, "data-select": event.node }, event.node) : ""),
-      el("td", { class: "details" }, describe(event)),
+      { dataset: { kind: event.kind, node: event.node || "", id: event.id }, class: fresh ? "new-event" : null, role: "row" },
+      el("td", { class: "num", role: "cell" }, event.id),
+      el("td", { class: "time", title: event.ts || "", role: "cell" }, formatTime(event.ts)),
+      el("td", { role: "cell" }, el("span", { class: kindClass(event.kind) }, event.kind)),
+      el("td", { class: "mono", role: "cell" }, event.node ? el("a", { href: `#node=${event.node}`, "data-select": event.node }, event.node) : ""),
+      el("td", { class: "details", role: "cell" }, describe(event)),
     );
     row.hidden = !logRowVisible(row);
     fragment.append(row);
@@ -223,8 +282,23 @@ function appendLog(events, fresh) {
     const rows = [...logBody.rows].sort((a, b) => Number(a.dataset.id) - Number(b.dataset.id));
     logBody.append(...rows);
   }
-  while (logBody.rows.length > LOG_LIMIT) logBody.deleteRow(0);
-  if (nearBottom || !fresh) logWrap.scrollTop = logWrap.scrollHeight;
+  // The oldest rows beyond the limit go in one operation, not one by one.
+  const extra = logBody.rows.length - LOG_LIMIT;
+  if (extra > 0) {
+    const range = document.createRange();
+    range.setStartBefore(logBody.rows[0]);
+    range.setEndAfter(logBody.rows[extra - 1]);
+    range.deleteContents();
+  }
+  const dropped = skipped + Math.max(0, extra);
+  if (dropped) {
+    state.logHidden += dropped;
+    logNote.querySelector("b").textContent = state.logHidden;
+    logNote.hidden = false;
+  }
+  // Scrolled at the start of the next frame, when layout is clean again: never here, after
+  // this frame's writes (that would force a layout of the page now).
+  if (nearBottom || !fresh) frames.scrollLog = true;
 }
 
 function refilterLog() {
@@ -238,25 +312,86 @@ tokensBox.addEventListener("change", refilterLog);
 const panel = document.getElementById("node-panel");
 const emptyPanel = panel.innerHTML;
 
+function boxOf(nodeId) {
+  return nodeElements.get(nodeId) || groupElements.get(groupOf.get(nodeId));
+}
+
 function select(nodeId, { scroll = false } = {}) {
-  if (!(nodeId in state.nodes)) return;
+  if (!(nodeId in state.nodes)) return false;
   const previous = state.selected;
+  const previousGroup = state.selectedGroup;
   state.selected = nodeId;
+  state.selectedGroup = null;
   state.tokens = [];
+  if (previous && previous !== nodeId) state.panelLimits = {};
   if (previous) paintNode(previous);
+  if (previousGroup) paintGroup(previousGroup);
   paintNode(nodeId);
   if (location.hash !== `#node=${nodeId}`) history.replaceState(null, "", `#node=${nodeId}`);
-  if (scroll) nodeElements.get(nodeId)?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  if (scroll) boxOf(nodeId)?.scrollIntoView({ block: "nearest", inline: "nearest" });
   loadPanel();
+  return true;
 }
 
 function deselect() {
   const previous = state.selected;
+  const previousGroup = state.selectedGroup;
   state.selected = null;
+  state.selectedGroup = null;
   if (previous) paintNode(previous);
+  if (previousGroup) paintGroup(previousGroup);
   panel.innerHTML = emptyPanel;
   history.replaceState(null, "", location.pathname + location.search);
 }
+
+// ------------------------------------------------------------------ group panel
+
+// A group box opens its members in the panel (groups.js): counts per state (each a filter),
+// then a page of members, each a button to its node panel.
+function selectGroup(key) {
+  if (!groups[key]) return;
+  const previous = state.selected;
+  const previousGroup = state.selectedGroup;
+  state.selected = null;
+  state.selectedGroup = key;
+  state.groupPage = 0;
+  state.groupFilter = "";
+  if (previous) paintNode(previous);
+  if (previousGroup) paintGroup(previousGroup);
+  paintGroup(key);
+  history.replaceState(null, "", location.pathname + location.search);
+  panel.replaceChildren(groupPanel(key, groups[key].length));
+  paintGroupPanel();
+}
+
+// Redrawn once per frame while open and a member changed.
+function paintGroupPanel() {
+  const box = panel.querySelector(".group-panel");
+  if (!box || box.dataset.group !== state.selectedGroup) return;
+  state.groupPage = paintGroupList(box, {
+    members: groups[state.selectedGroup], nodes: state.nodes, stateOrder: data.stateOrder,
+    filter: state.groupFilter, page: state.groupPage,
+  });
+}
+
+panel.addEventListener("click", (event) => {
+  const pageButton = event.target.closest(".group-panel [data-page]");
+  const filter = event.target.closest(".group-panel [data-filter]");
+  const more = event.target.closest("[data-more]");
+  if (event.target.closest(".group-panel [data-close]")) deselect();
+  else if (pageButton) {
+    state.groupPage += Number(pageButton.dataset.page);
+    paintGroupPanel();
+  } else if (filter) {
+    state.groupFilter = filter.dataset.filter;
+    state.groupPage = 0;
+    paintGroupPanel();
+  } else if (more) {
+    state.panelLimits[more.dataset.more] = Number(more.dataset.limit);
+    more.disabled = true;
+    schedulePanel(0);
+  }
+});
 
 async function loadPanel() {
   const nodeId = state.selected;
@@ -268,7 +403,8 @@ async function loadPanel() {
   state.panelLoading = true;
   panel.classList.add("panel-loading");
   try {
-    const response = await fetch(fillUrl(data.urls.node, { node: nodeId }), {
+    const query = new URLSearchParams(state.panelLimits).toString();
+    const response = await fetch(`${fillUrl(data.urls.node, { node: nodeId })}${query ? `?${query}` : ""}`, {
       credentials: "same-origin",
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -276,6 +412,7 @@ async function loadPanel() {
     if (state.selected !== nodeId) return;
     const restore = keepNodeActionForms(nodeId);
     panel.innerHTML = html;
+    addGroupLink(nodeId);
     restore();
     enhanceForms(panel, onNodeAction);
     // Tokens streamed after the panel's snapshot are appended to it.
@@ -287,6 +424,15 @@ async function loadPanel() {
     state.panelLoading = false;
     panel.classList.remove("panel-loading");
   }
+}
+
+// A node drawn inside a group box: its panel leads back to the group's list.
+function addGroupLink(nodeId) {
+  const key = groupOf.get(nodeId);
+  const head = panel.querySelector(".panel-head");
+  if (!key || !head) return;
+  head.after(el("p", { class: "small group-link" }, "In a group of ", groups[key].length, " nodes: ",
+    el("button", { type: "button", class: "btn btn-small", "data-open-group": key }, "list the group")));
 }
 
 // The panel reloads on every event of its node: an open mark dialog and what was typed into
@@ -357,22 +503,39 @@ function paintPanelProgress(progress) {
   block.querySelector("[data-role=progress-message]").textContent = progress.message || "";
 }
 
+function openBox(box) {
+  if (box.dataset.group) selectGroup(box.dataset.group);
+  else select(box.dataset.node);
+}
+
 graph?.addEventListener("click", (event) => {
-  const node = event.target.closest(".dag-node");
-  if (node) select(node.dataset.node);
+  const box = event.target.closest(".dag-node");
+  if (box) openBox(box);
 });
 graph?.addEventListener("keydown", (event) => {
-  const node = event.target.closest(".dag-node");
-  if (node && (event.key === "Enter" || event.key === " ")) {
+  const box = event.target.closest(".dag-node");
+  if (box && (event.key === "Enter" || event.key === " ")) {
     event.preventDefault();
-    select(node.dataset.node);
+    openBox(box);
   }
 });
 document.addEventListener("click", (event) => {
+  const group = event.target.closest("[data-open-group]");
+  if (group) {
+    selectGroup(group.dataset.openGroup);
+    return;
+  }
   const link = event.target.closest("[data-select]");
   if (!link) return;
   event.preventDefault();
   select(link.dataset.select, { scroll: true });
+});
+document.getElementById("find-node")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = event.target.elements.node;
+  const nodeId = input.value.trim();
+  if (select(nodeId, { scroll: true })) input.value = "";
+  else toast(`No node ${nodeId} in this run.`, "error");
 });
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && state.selected) deselect();
@@ -458,7 +621,58 @@ function showError(message) {
   box.classList.toggle("hidden", !message);
 }
 
+// Events wait for the next animation frame and are applied together (see the top).
+const frames = {
+  queue: [], requested: false, scrollLog: false,
+  logQueue: [], loggedAt: -Infinity, logTimer: 0, // rows waiting for the log, when it last took some
+  count: 0, busiestMs: 0, totalMs: 0, // measured for the browser tests
+};
+
 function onEvents(events) {
+  for (const event of events) frames.queue.push(event);
+  requestFrame();
+}
+
+function requestFrame() {
+  if (frames.requested) return;
+  frames.requested = true;
+  requestAnimationFrame(applyFrame);
+}
+
+function applyFrame() {
+  frames.requested = false;
+  // Reads first, while layout is clean: the log's scroll from the last frame, then whether
+  // it is still at its end.
+  if (frames.scrollLog) {
+    logWrap.scrollTop = logWrap.scrollHeight;
+    frames.scrollLog = false;
+  }
+  const nearBottom = logWrap.scrollHeight - logWrap.scrollTop - logWrap.clientHeight < 40;
+  const events = frames.queue;
+  frames.queue = [];
+  const started = performance.now();
+  if (events.length) applyEvents(events);
+  // The log: every row of a burst costs style and layout, and nobody reads 100 rows a frame.
+  // A burst waits longer: its rows are built once a second, not every 300 ms.
+  const every = frames.logQueue.length > 50 ? 3 * LOG_EVERY_MS : LOG_EVERY_MS;
+  if (frames.logQueue.length && started - frames.loggedAt >= every) {
+    appendLog(frames.logQueue, true, nearBottom);
+    frames.logQueue = [];
+    frames.loggedAt = started;
+  } else if (frames.logQueue.length && !frames.logTimer) {
+    frames.logTimer = setTimeout(() => {
+      frames.logTimer = 0;
+      requestFrame();
+    }, every - (started - frames.loggedAt));
+  }
+  const spent = performance.now() - started;
+  frames.count += 1;
+  frames.totalMs += spent;
+  frames.busiestMs = Math.max(frames.busiestMs, spent);
+  if (frames.scrollLog) requestFrame();
+}
+
+function applyEvents(events) {
   const touched = new Set();
   let runChanged = false;
   const logged = [];
@@ -477,13 +691,20 @@ function onEvents(events) {
     }
     logged.push(event);
   }
-  touched.forEach(paintNode);
+  const touchedGroups = new Set();
+  for (const nodeId of touched) {
+    const group = groupOf.get(nodeId);
+    if (group) touchedGroups.add(group);
+    else paintNode(nodeId);
+  }
+  touchedGroups.forEach(paintGroup);
+  if (state.selectedGroup && touchedGroups.has(state.selectedGroup)) paintGroupPanel();
   if (touched.size) {
     paintSummary();
     paintWaitingForms();
   }
   if (runChanged) paintStatus();
-  appendLog(logged, true);
+  for (const event of logged) frames.logQueue.push(event);
   // The page title carries the status, for a run watched from another tab.
   document.title = `${state.status} · ${document.title.replace(/^[A-Z_]+ · /, "")}`;
 }
@@ -491,16 +712,21 @@ function onEvents(events) {
 // ------------------------------------------------------------------ start
 
 enableAllZooms();
-Object.keys(state.nodes).forEach(paintNode);
+Object.keys(state.nodes).filter((id) => !groupOf.has(id)).forEach(paintNode);
+Object.keys(groups).forEach(paintGroup);
 paintSummary();
 paintStatus();
 paintWaitingForms();
-appendLog(initialEvents, false);
+appendLog(initialEvents, false, true);
+requestFrame(); // scrolls the log to its end
 
 enhanceForms(document, (form, body) => {
-  if (form.dataset.action && body.status) {
-    // The socket will bring the events too; show the new status at once.
+  // A control's answer (pause, resume, cancel, retry): the socket brings the events too; the
+  // answer's status shows at once unless a later run event already arrived (its event id is
+  // the run's last when the status was read).
+  if (form.dataset.action && body.status && Number(body.event) >= state.runEventId) {
     state.status = body.status;
+    state.runEventId = Number(body.event);
     paintStatus();
   }
   if (!form.dataset.action && body.ok) form.reset();
@@ -529,4 +755,4 @@ const stream = new EventStream({
   },
 });
 stream.start();
-window.trellisRun = { state, stream }; // for debugging and the browser tests
+window.trellisRun = { state, stream, groups, frames }; // for debugging and the browser tests
