@@ -155,9 +155,6 @@ def test_live_1000_node_run_answers_clicks_and_ends_agreeing_with_the_api(
     assert during, "the run finished before the first click: nothing measured while live"
     # The median: one click may meet a burst on this shared machine (the max is printed).
     assert statistics.median(panel_ms) < CLICK_BOUND_MS
-    assert (
-        page.locator("#node-panel .panel h2").inner_text() == samples[-1].get("node", "w3") or True
-    )
 
     wait_status(page, "COMPLETED")
     api = page.request.get(f"/api/v1/runs/{run.pk}/").json()
@@ -177,13 +174,16 @@ def test_live_1000_node_run_answers_clicks_and_ends_agreeing_with_the_api(
     assert f"{WIDE + 2} of {WIDE + 2} done" in page.locator("#summary-legend").inner_text()
     assert page.evaluate("window.__notReloaded") is True
     # The log keeps its newest 500 rows and says how many more there were.
+    # (The log adds rows at most every 300 ms: wait for its last round.)
+    last_id = str(run.events.order_by("id").last().id)
+    page.wait_for_function(
+        "(id) => [...document.querySelectorAll('#event-log tbody tr')].at(-1).dataset.id === id",
+        arg=last_id,
+    )
     rows = page.locator("#event-log tbody tr").count()
     assert rows == 500
     hidden = int(page.locator("#event-log-note b").inner_text())
     assert hidden == run.events.count() - rows
-    assert page.evaluate(
-        "() => [...document.querySelectorAll('#event-log tbody tr')].at(-1).dataset.id"
-    ) == str(run.events.order_by("id").last().id)
 
     # The group lists its members by page; the join's panel pages its 1,000 "Needs".
     page.click("svg.dag .dag-group")
