@@ -67,6 +67,7 @@ from runs.services.workers import queue_usage, queue_warnings
 from .dag import layout_for_spec
 from .formatting import duration, pretty_json
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
+from .timeviews import grid_context, items_context
 
 RUN_LIST_LIMIT = 100
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
@@ -308,6 +309,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
     node_events = (
         run.events.filter(node_id=node_id, id__lte=last_event)
         .exclude(kind="node.status")
+        .exclude(kind="node.event", data__has_key="map_item")  # the items table shows them
         .order_by("id")
     )
     logs, markdown, custom, tokens, progress, children = [], [], [], [], None, []
@@ -354,6 +356,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "dependents": spec.children.get(node_id, ()),
             "last_event_id": last_event,
             "node_actions": legal_node_actions(run.status, node.state),
+            "map_items": items_context(node) if node_spec.map else None,
         },
     )
 
@@ -581,6 +584,7 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
             "sessions": sessions,
             "chosen_session": request.POST.get("session", ""),
             "runs": runs,
+            "grid": grid_context(request, workflow),
             "concurrency": {
                 "limit": spec.max_concurrent_runs,
                 "active": active_runs(workflow.pk),

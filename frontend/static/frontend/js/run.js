@@ -474,6 +474,8 @@ function onEvents(events) {
   }
   if (runChanged) paintStatus();
   appendLog(logged, true);
+  // Other views of the run (timeline.js) follow the same events.
+  document.dispatchEvent(new CustomEvent("trellis:events", { detail: events }));
   // The page title carries the status, for a run watched from another tab.
   document.title = `${state.status} · ${document.title.replace(/^[A-Z_]+ · /, "")}`;
 }
