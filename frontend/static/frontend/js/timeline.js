@@ -201,6 +201,12 @@ function extent(now) {
 
 const xOf = (t) => LABEL + ((t - view.t0) / (view.t1 - view.t0)) * (view.width - LABEL - 12);
 
+/** A bar's left edge and width in whole pixels (crisp edges; at least 2 px to be seen). */
+function barBox(bar) {
+  const x0 = Math.round(xOf(bar.start));
+  return [x0, Math.max(bar.kind === "tick" ? 3 : 2, Math.round(xOf(bar.end)) - x0)];
+}
+
 function niceStep(span, pixels) {
   const target = (span * 90) / Math.max(pixels, 1); // a tick every ~90 px
   const steps = [10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 216e5, 432e5, 864e5];
@@ -277,8 +283,7 @@ function draw() {
     ctx.fillText(node.id, 18, y + ROW / 2);
     ctx.restore();
     for (const bar of barsOf(node, now)) {
-      const x0 = xOf(bar.start);
-      const width = Math.max(bar.kind === "tick" ? 3 : 2, xOf(bar.end) - x0);
+      const [x0, width] = barBox(bar);
       const { fg, bg } = colours(bar.state);
       if (bar.kind === "queued") {
         ctx.fillStyle = bg;
@@ -459,11 +464,13 @@ window.trellisTimeline = {
     const bars = node ? barsOf(node, Date.now()).filter((b) => b.kind !== "queued") : [];
     if (!bars.length) return null;
     const bar = bars[bars.length - 1];
+    const [x0, width] = barBox(bar);
     const rect = canvas.getBoundingClientRect();
     return {
-      x: rect.left + (xOf(bar.start) + xOf(bar.end)) / 2,
+      left: rect.left + x0,
+      x: rect.left + x0 + width / 2,
       y: rect.top + AXIS + row * ROW - scroller.scrollTop + ROW / 2,
-      width: xOf(bar.end) - xOf(bar.start),
+      width,
       state: bar.state,
     };
   },
