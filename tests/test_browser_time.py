@@ -10,9 +10,13 @@ variables ``--state-<state>-fg``). Screenshots of the two views go to
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from runs.engine.scheduler import create_run
+from runs.models import NodeRun, Run
 from tests import test_browser
 from tests.conftest import wait_for_run
 from tests.specs import py
@@ -224,3 +228,58 @@ def test_grid_cells_are_coloured_by_state_and_open_that_node_with_its_items(work
         ".length === 1"
     )
     assert page.locator("#node-panel tr[data-item]").get_attribute("data-item") == "1"
+
+
+def test_timeline_of_a_1000_node_run_draws_only_the_rows_in_view(page, user, capsys):
+    """No worker: a finished 1,000-node fan-out written straight to the database."""
+    nodes = [py("root", "add", kwargs={"a": 1, "b": 1})] + [
+        py(f"leaf{i:04}", "add", ["root"], kwargs={"a": i, "b": 1}) for i in range(1000)
+    ]
+    run = create_run(workflow(user, nodes), user)
+    start = timezone.now() - timedelta(minutes=5)
+    Run.objects.filter(pk=run.pk).update(
+        status="COMPLETED", started_at=start, finished_at=start + timedelta(seconds=60)
+    )
+    for block in range(10):  # ten waves of 100 leaves, each later than the last
+        began = start + timedelta(seconds=2 + 5 * block)
+        NodeRun.objects.filter(run=run, node_id__startswith=f"leaf0{block}").update(
+            state="COMPLETED",
+            attempt=1,
+            queued_at=began - timedelta(seconds=1),
+            started_at=began,
+            finished_at=began + timedelta(seconds=4),
+        )
+    NodeRun.objects.filter(run=run, node_id="root").update(
+        state="COMPLETED", attempt=1, started_at=start, finished_at=start + timedelta(seconds=1)
+    )
+    page.goto(f"/dashboard/runs/{run.pk}/")
+    took = page.evaluate(
+        """async () => {
+            const t = performance.now();
+            await window.trellisTimeline.show('timeline');
+            return performance.now() - t;
+        }"""
+    )
+    assert page.evaluate("() => window.trellisTimeline.model.nodes.length") == 1001
+    # The same handful of elements for 1,001 rows: one canvas, no element per node.
+    assert page.evaluate("() => document.querySelectorAll('#timeline-card *').length") < 20
+    wait_bar(page, "leaf0000", "COMPLETED")
+    page.evaluate(
+        "() => { const s = document.querySelector('.timeline-scroll');"
+        " s.scrollTop = s.scrollHeight; }"
+    )
+    wait_bar(page, "leaf0999", "COMPLETED")
+    redraw = page.evaluate(
+        """() => {
+            const s = document.querySelector('.timeline-scroll');
+            const t = performance.now();
+            for (let i = 0; i < 20; i += 1) {
+                s.scrollTop = (i * 997) % s.scrollHeight;
+                s.dispatchEvent(new Event('scroll'));
+                window.trellisTimeline.draw();
+            }
+            return (performance.now() - t) / 20;
+        }"""
+    )
+    with capsys.disabled():
+        print(f"\n1,001-node timeline: load + first draw {took:.0f} ms, a redraw {redraw:.1f} ms")

@@ -457,6 +457,7 @@ document.addEventListener("click", (event) => {
 window.trellisTimeline = {
   model,
   show,
+  draw,
   /** Where a node's last bar is drawn, in page coordinates (for the browser tests). */
   barPoint(nodeId) {
     const row = model.nodes.findIndex((n) => n.id === nodeId);
