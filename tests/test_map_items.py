@@ -4,15 +4,18 @@ read back through the service (``map_items``), the API's event history and the n
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from handlers.registry import python_function
 from runs.models import NodeRun, Run, RunEvent
 from runs.services.history import map_items
 from runs.store.writes import record_for_attempt
+from runs.tasks import run_map_item
 from tests.conftest import nodes_of, wait_for_run
 from tests.specs import py, run_spec, save
 
@@ -78,12 +81,64 @@ def test_a_map_with_one_failing_item_records_each_items_state_duration_and_error
 
 @pytest.mark.integration
 def test_a_retried_map_shows_the_items_of_its_latest_attempt(worker, user):
-    nodes = [py("square", "add", kwargs={"a": "{{ item }}", "b": 1}, map="{{ [1, 2] }}")]
+    key = uuid.uuid4().hex[:8]
+    nodes = [
+        py(
+            "square",
+            "flaky",  # each item fails its first call (retryably), then succeeds
+            kwargs={"key": f"{key}-{{{{ index }}}}", "failures": 1},
+            map="{{ [1, 2] }}",
+            retries=1,
+            backoff=0.1,
+        )
+    ]
     run = wait_for_run(run_spec(user, nodes).pk)
     assert run.status == "COMPLETED", run.error
     node = nodes_of(run)["square"]
-    assert map_items(node)["counts"] == {"COMPLETED": 2}
-    assert [item["duration"] >= 0 for item in map_items(node)["items"]] == [True, True]
+    assert node.attempt == 2
+    first = [e for e in item_events(run, "square") if e["attempt"] == 1]
+    assert {e["state"] for e in first} == {"FAILED"} and len(first) == 2
+    listing = map_items(node)
+    assert listing["attempt"] == 2 and listing["counts"] == {"COMPLETED": 2}
+    assert all(item["attempt"] == 2 for item in listing["items"])
+
+
+# Runs in this process (the test calls the item task directly): the reconciler re-queues the
+# node, with a new dispatch token, while the item's handler runs.
+@python_function()
+def superseded_meanwhile(ctx, node_pk: int) -> int:
+    NodeRun.objects.filter(pk=node_pk).update(dispatch_token="requeued")
+    return 1
+
+
+@python_function()
+def quick(ctx, value: int) -> int:
+    return value
+
+
+def running_map_node(user, function: str, **kwargs) -> NodeRun:
+    version = save(user, [py("square", function, kwargs=kwargs, map="{{ [1] }}")])
+    run = Run.objects.create(workflow_version=version, owner=user, status="RUNNING")
+    return NodeRun.objects.create(
+        run=run, node_id="square", handler="python", state="RUNNING", dispatch_token="t1",
+        attempt=1,
+    )  # fmt: skip
+
+
+def test_an_item_superseded_while_it_ran_records_nothing(user):
+    node = running_map_node(user, "superseded_meanwhile", node_pk=0)
+    # the function's node_pk must name this node: set it in the run's overrides
+    Run.objects.filter(pk=node.run_id).update(
+        overrides={"square": {"kwargs": {"node_pk": node.pk}}}
+    )
+    result = run_map_item(node.pk, "t1", 0, 1)
+    assert result == {"ok": 1}  # the item ran to its end ...
+    assert item_events(node.run, "square") == []  # ... but its attempt no longer held the node
+
+    fresh = running_map_node(user, "quick", value=3)
+    assert run_map_item(fresh.pk, "t1", 0, 1) == {"ok": 3}
+    [event] = item_events(fresh.run, "square")
+    assert event["map_item"] == 0 and event["state"] == "COMPLETED" and event["attempt"] == 1
 
 
 def test_a_stale_item_records_nothing(user):

@@ -27,7 +27,7 @@ const model = {
   loaded: false,
   loading: null,
   after: 0, // the snapshot's last event id: later events are applied on top of it
-  buffer: [], // status events received before the snapshot arrived
+  buffer: [], // status events received while the snapshot was on its way
   nodes: [], // in the workflow's layer order
   byId: new Map(),
   status: null,
@@ -141,7 +141,8 @@ function onEvents(events) {
   const relevant = events.filter((e) => e.kind === "node.status" || e.kind === "run.status");
   if (!relevant.length) return;
   if (!model.loaded) {
-    model.buffer.push(...relevant);
+    // Only while the snapshot is on its way: before that, the snapshot will include them.
+    if (model.loading) model.buffer.push(...relevant);
     return;
   }
   for (const event of relevant) if (event.id > model.after) applyEvent(event);
