@@ -10,6 +10,7 @@ const ROW = 22; // px per node row
 const AXIS = 28; // px of the time axis at the top
 const LABEL = 190; // px of the node-id column
 const MAX_HEIGHT = 560; // px: taller timelines scroll
+const FONT = "12px ui-monospace, SFMono-Regular, Menlo, monospace";
 const FINISHED_NODE = new Set(["COMPLETED", "FAILED", "SKIPPED", "UPSTREAM_FAILED", "CANCELLED"]);
 const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const ACTIVE = new Set(["RUNNING", "WAITING"]);
@@ -145,7 +146,10 @@ function onEvents(events) {
     if (model.loading) model.buffer.push(...relevant);
     return;
   }
+  const began = performance.now();
   for (const event of relevant) if (event.id > model.after) applyEvent(event);
+  stats.events += relevant.length;
+  stats.eventMs += performance.now() - began;
   scheduleDraw();
 }
 document.addEventListener("trellis:events", (event) => onEvents(event.detail || []));
@@ -184,7 +188,9 @@ async function load() {
 
 // ------------------------------------------------------------------ drawing
 
-const view = { width: 0, height: 0, t0: 0, t1: 1, frame: 0 };
+const view = {
+  width: 0, height: 0, ratio: 0, content: 0, measured: 0, top: 0, t0: 0, t1: 1, frame: 0,
+};
 
 function extent(now) {
   let t0 = model.startedAt ?? Infinity;
@@ -221,16 +227,22 @@ function label(offset, step) {
   return `${Math.floor(offset / 36e5)} h ${String(Math.round((offset % 36e5) / 60e3)).padStart(2, "0")}`;
 }
 
+// Sizes are read when they change (resize, scroll), never while drawing: a read of a layout
+// property after run.js changed the page would force a layout of the whole page per frame.
 function layout() {
   const content = AXIS + model.nodes.length * ROW + 4;
   const height = Math.min(content, MAX_HEIGHT);
-  scroller.style.height = `${height}px`;
-  spacer.style.height = `${Math.max(0, content - height)}px`;
-  const width = scroller.clientWidth;
+  if (content !== view.content) {
+    view.content = content;
+    scroller.style.height = `${height}px`;
+    spacer.style.height = `${Math.max(0, content - height)}px`;
+  }
+  const width = view.measured;
   const ratio = window.devicePixelRatio || 1;
-  if (width !== view.width || height !== view.height) {
+  if (width !== view.width || height !== view.height || ratio !== view.ratio) {
     view.width = width;
     view.height = height;
+    view.ratio = ratio;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     canvas.style.width = `${width}px`;
@@ -239,7 +251,19 @@ function layout() {
   return ratio;
 }
 
+const stats = { draws: 0, drawMs: 0, events: 0, eventMs: 0 }; // what the timeline costs
+
 function draw() {
+  const began = performance.now();
+  try {
+    paint();
+  } finally {
+    stats.draws += 1;
+    stats.drawMs += performance.now() - began;
+  }
+}
+
+function paint() {
   view.frame = 0;
   if (!model.loaded || card.hidden) return;
   const ratio = layout();
@@ -248,9 +272,14 @@ function draw() {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, view.width, view.height);
-  ctx.font = "12px ui-monospace, SFMono-Regular, Menlo, monospace";
-  ctx.textBaseline = "middle";
-  const top = scroller.scrollTop;
+  // Set once per canvas size (a resize resets the context): with a font or direction to
+  // resolve, Chromium recomputes the page's style first, on every draw.
+  if (ctx.textBaseline !== "middle") {
+    ctx.font = FONT;
+    ctx.direction = "ltr";
+    ctx.textBaseline = "middle";
+  }
+  const top = view.top;
   const first = Math.max(0, Math.floor(top / ROW));
   const last = Math.min(model.nodes.length, Math.ceil((top + view.height - AXIS) / ROW) + 1);
   const muted = colours("PENDING").fg;
@@ -320,7 +349,7 @@ function hit(event) {
   const x = event.clientX - rect.left;
   const y = event.clientY - rect.top;
   if (y < AXIS) return null;
-  const row = Math.floor((y - AXIS + scroller.scrollTop) / ROW);
+  const row = Math.floor((y - AXIS + view.top) / ROW);
   const node = model.nodes[row];
   if (!node) return null;
   if (x < LABEL) return { node, bar: null };
@@ -382,17 +411,28 @@ async function show(name) {
   }
   if (name === "timeline") {
     await load();
+    view.measured = scroller.clientWidth;
+    view.top = scroller.scrollTop;
     draw();
   }
 }
 
 if (card) {
   tabs.forEach((tab) => tab.addEventListener("click", () => show(tab.dataset.view)));
-  scroller.addEventListener("scroll", scheduleDraw, { passive: true });
+  scroller.addEventListener("scroll", () => {
+    view.top = scroller.scrollTop;
+    scheduleDraw();
+  }, { passive: true });
+  new ResizeObserver(([entry]) => {
+    const width = Math.round(entry.contentRect.width);
+    if (width && width !== view.measured) {
+      view.measured = width;
+      scheduleDraw();
+    }
+  }).observe(scroller);
   canvas.addEventListener("mousemove", showTip);
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
   canvas.addEventListener("click", choose);
-  window.addEventListener("resize", scheduleDraw);
   // Running bars grow with the clock, not only with events.
   setInterval(() => {
     if (model.loaded && !card.hidden && !FINISHED_RUN.has(model.status)) scheduleDraw();
@@ -457,6 +497,7 @@ document.addEventListener("click", (event) => {
 
 window.trellisTimeline = {
   model,
+  stats,
   show,
   draw,
   /** Where a node's last bar is drawn, in page coordinates (for the browser tests). */
@@ -471,7 +512,7 @@ window.trellisTimeline = {
     return {
       left: rect.left + x0,
       x: rect.left + x0 + width / 2,
-      y: rect.top + AXIS + row * ROW - scroller.scrollTop + ROW / 2,
+      y: rect.top + AXIS + row * ROW - view.top + ROW / 2,
       width,
       state: bar.state,
     };
