@@ -131,8 +131,20 @@ def test_timeline_draws_each_nodes_attempts_and_a_bar_opens_its_panel(worker, pa
     page.wait_for_selector("#node-panel .panel[data-node='right']")
     assert page.evaluate("() => location.hash") == "#node=right"
 
+    # The keyboard reaches every row: arrows read a row out, Enter opens its node.
+    page.focus(".timeline-scroll")
+    for _ in range(4):
+        page.keyboard.press("ArrowDown")
+    fourth = order[3]
+    live = page.locator("[data-role=timeline-live]")
+    assert live.inner_text().startswith(f"{fourth} · completed")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#node-panel .panel[data-node='{fourth}']")
+
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
+    page.evaluate("() => { const t = window.trellisTimeline; t.model.cursor = -1; t.draw(); }")
+    page.evaluate("() => document.activeElement.blur()")
     page.locator("#timeline-card").screenshot(path=str(SHOTS / "timeline.png"))
     # The choice of view is remembered: the next run page opens on its timeline.
     page.reload()

@@ -23,6 +23,7 @@ const spacer = card?.querySelector(".timeline-spacer");
 const tip = card?.querySelector(".timeline-tip");
 const note = card?.querySelector("[data-role=timeline-note]");
 const selector = card?.querySelector("[data-role=timeline-select]");
+const live = card?.querySelector("[data-role=timeline-live]");
 
 const model = {
   loaded: false,
@@ -36,6 +37,7 @@ const model = {
   finishedAt: null,
   runEventId: 0,
   nodeEventIds: {},
+  cursor: -1, // the row the keyboard is on
 };
 
 const ms = (iso) => (iso ? Date.parse(iso) : null);
@@ -303,6 +305,10 @@ function paint() {
       ctx.fillStyle = "rgba(15, 23, 42, 0.03)";
       ctx.fillRect(0, y, view.width, ROW);
     }
+    if (row === model.cursor) {
+      ctx.strokeStyle = "#1f2937";
+      ctx.strokeRect(1.5, y + 1.5, view.width - 3, ROW - 3);
+    }
     ctx.fillStyle = colours(node.state).fg;
     ctx.fillRect(4, y + 6, 8, ROW - 12);
     ctx.fillStyle = "#1f2937";
@@ -388,6 +394,31 @@ function showTip(event) {
   tip.style.top = `${event.clientY - box.top + 14}px`;
 }
 
+// The keyboard: arrows move between rows (read out through a live region), Enter opens the
+// node's panel, as a click on its bar does.
+function onKey(event) {
+  if (!model.loaded || !model.nodes.length) return;
+  const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10, Home: -Infinity, End: Infinity };
+  if (event.key === "Enter" && model.cursor >= 0) {
+    event.preventDefault();
+    selector.dataset.select = model.nodes[model.cursor].id;
+    selector.click();
+    return;
+  }
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  const last = model.nodes.length - 1;
+  model.cursor = Math.max(0, Math.min(last, (model.cursor < 0 ? -1 : model.cursor) + moves[event.key]));
+  const top = model.cursor * ROW;
+  const visible = view.height - AXIS;
+  if (top < view.top) scroller.scrollTop = top;
+  else if (top + ROW > view.top + visible) scroller.scrollTop = top + ROW - visible;
+  const node = model.nodes[model.cursor];
+  const bars = barsOf(node, Date.now()).filter((b) => b.kind !== "queued");
+  live.textContent = describe({ node, bar: bars[bars.length - 1] || null }).join(", ");
+  scheduleDraw();
+}
+
 function choose(event) {
   const found = model.loaded ? hit(event) : null;
   if (!found) return;
@@ -433,6 +464,7 @@ if (card) {
   canvas.addEventListener("mousemove", showTip);
   canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
   canvas.addEventListener("click", choose);
+  scroller.addEventListener("keydown", onKey);
   // Running bars grow with the clock, not only with events.
   setInterval(() => {
     if (model.loaded && !card.hidden && !FINISHED_RUN.has(model.status)) scheduleDraw();
