@@ -3,13 +3,15 @@ WAITING ``wait_for_event`` node (its ``schema``).
 
 Pure: ``fields_for`` describes the inputs to draw, ``parse_form`` turns posted strings back into
 JSON values (with an error per field it cannot parse), and ``place_errors`` files the engine's
-validation errors (``{"path": "$.inputs.x", "message"}``) under the field they concern. The
-schema's own validation stays in the engine (``runs.services.validated_inputs``): this module
-only converts.
+validation errors (``{"path": "$.inputs.x", "message"}``) under the field they concern,
+rewritten by ``readable`` as sentences that name the field (jsonschema's own messages quote
+values with ``repr``, so a pattern's backslashes show doubled). The schema's own validation
+stays in the engine (``runs.services.validated_inputs``): this module only converts.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Mapping
@@ -19,6 +21,65 @@ from typing import Any
 JSON_FIELD = "__json__"  # the one field of a schema without properties: the whole object
 LONG_TEXT = 200  # strings allowed to be longer than this get a textarea
 _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property$")
+_UNEXPECTED = re.compile(
+    r"^Additional properties are not allowed \((?P<names>.+) (?:was|were) unexpected\)$"
+)
+# jsonschema's messages (4.x), by what they say; the values in them are Python reprs.
+_READABLE = [
+    (
+        re.compile(
+            r"^.* is (?P<cmp>greater|less) than the (?P<which>maximum|minimum) of (?P<n>\S+)$"
+        ),
+        lambda m, prop: f"must be at {'most' if m['which'] == 'maximum' else 'least'} {m['n']}",
+    ),
+    (
+        re.compile(
+            r"^.* is (?P<cmp>greater|less) than or equal to the "
+            r"(?:exclusive )?(?:maximum|minimum) of (?P<n>\S+)$"
+        ),
+        lambda m, prop: f"must be {'less' if m['cmp'] == 'greater' else 'greater'} than {m['n']}",
+    ),
+    (
+        re.compile(r"^.* is not a multiple of (?P<n>\S+)$"),
+        lambda m, prop: f"must be a multiple of {m['n']}",
+    ),
+    (
+        re.compile(r"^.* is not of type (?P<types>.+)$"),
+        lambda m, prop: (
+            "must be "
+            + " or ".join(_TYPE_WORDS.get(t, t) for t in re.findall(r"'(\w+)'", m["types"]))
+        ),
+    ),
+    (
+        re.compile(r"^.* does not match (?P<pattern>'.*'|\".*\")$"),
+        lambda m, prop: f"must match the pattern {_unrepr(m['pattern'])}",
+    ),
+    (
+        re.compile(r"^.* is not one of (?P<choices>\[.*\])$"),
+        lambda m, prop: "must be one of: " + ", ".join(str(c) for c in _unrepr(m["choices"], [])),
+    ),
+    (
+        re.compile(r"^.* (?:is too short|should be non-empty)$"),
+        lambda m, prop: _length(prop, "least", "minLength", "minItems", "too short"),
+    ),
+    (
+        re.compile(r"^.* (?:is too long|is expected to be empty)$"),
+        lambda m, prop: _length(prop, "most", "maxLength", "maxItems", "too long"),
+    ),
+    (
+        re.compile(r"^.* is not a '(?P<format>[\w-]+)'$"),
+        lambda m, prop: f"must be a valid {m['format']}",
+    ),
+]
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "a JSON list",
+    "null": "empty",
+}
 
 
 @dataclass
@@ -134,7 +195,8 @@ def parse_form(
     """Posted strings → (JSON object, errors by field, the raw strings to show again).
 
     An empty optional input is left out (so the schema's default applies); an empty required
-    one is left out too, so the engine reports it as missing.
+    one is refused with an error at its field, even when the schema has a default: a person who
+    cleared it did not ask for the default.
     """
     props = _properties(schema)
     errors: dict[str, list[str]] = {}
@@ -150,6 +212,7 @@ def parse_form(
             return {}, {JSON_FIELD: ['Give a JSON object, like {"key": "value"}.']}, raw
         return value, {}, raw
     data: dict[str, Any] = {}
+    required = set(schema.get("required") or []) if isinstance(schema, Mapping) else set()
     for name, prop in props.items():
         prop = prop if isinstance(prop, Mapping) else {}
         kind = _type_of(prop)
@@ -161,6 +224,8 @@ def parse_form(
         text = posted.get(key, "")
         raw[name] = text
         if text.strip() == "":
+            if name in required:
+                errors[name] = [_required(_label(name, prop))]
             continue
         try:
             if "enum" in prop:
@@ -175,32 +240,41 @@ def parse_form(
             else:
                 data[name] = json.loads(text)
         except (ValueError, json.JSONDecodeError):
-            errors[name] = [
-                {
-                    "integer": "Enter a whole number.",
-                    "number": "Enter a number.",
-                }.get(kind, "Not valid JSON.")
-            ]
+            problem = {"integer": "must be a whole number", "number": "must be a number"}
+            errors[name] = [f"{_label(name, prop)} {problem.get(kind, 'is not valid JSON')}."]
     return data, errors, raw
 
 
 def place_errors(
-    engine_errors: list[dict[str, Any]], names: list[str], prefix: str = "$.inputs"
+    engine_errors: list[dict[str, Any]],
+    names: list[str],
+    prefix: str = "$.inputs",
+    schema: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, list[str]], list[str]]:
     """File each ``{"path", "message"}`` under its field (by path, or by the property a
-    'required' / 'unexpected' message names); the rest are errors of the whole form."""
+    'required' message names), as a readable sentence naming the field; the rest are errors
+    of the whole form. ``schema`` gives the fields' titles (else their names are used)."""
+    props = _properties(schema)
     by_field: dict[str, list[str]] = {}
     general: list[str] = []
     for error in engine_errors:
         path, message = str(error.get("path", "")), str(error.get("message", ""))
         name = None
         if path.startswith(prefix + "."):
-            head = re.split(r"[.\[]", path[len(prefix) + 1 :], maxsplit=1)[0]
-            name = head if head in names else None
+            rest = path[len(prefix) + 1 :]
+            head = re.split(r"[.\[]", rest, maxsplit=1)[0]
+            if head in names:
+                name = head
+                label = _label(head, props.get(head)) + rest[len(head) :]
+                message = readable(message, label, props.get(head) if head == rest else None)
         elif path == prefix:
-            match = _REQUIRED.match(message)
-            if match and match["name"] in names:
-                name, message = match["name"], "This field is required."
+            if match := _REQUIRED.match(message):
+                if match["name"] in names:
+                    name = match["name"]
+                message = _required(_label(match["name"], props.get(match["name"])))
+            elif match := _UNEXPECTED.match(message):
+                unexpected = ", ".join(str(n) for n in _unrepr(f"[{match['names']}]", []))
+                message = f"Unexpected field{'s' if ',' in unexpected else ''}: {unexpected}."
         if name is None and names == [JSON_FIELD]:
             name = JSON_FIELD
         if name is None:
@@ -208,3 +282,41 @@ def place_errors(
         else:
             by_field.setdefault(name, []).append(message)
     return by_field, general
+
+
+def readable(message: str, label: str, prop: Any = None) -> str:
+    """One of jsonschema's messages as a sentence about the field ``label``:
+    ``"50 is greater than the maximum of 10"`` → ``"steps must be at most 10."``;
+    a message it does not know is kept, after the field's name."""
+    for pattern, words in _READABLE:
+        if match := pattern.match(message):
+            return f"{label} {words(match, prop if isinstance(prop, Mapping) else {})}."
+    return f"{label}: {message}"
+
+
+def _length(prop: Mapping[str, Any], end: str, chars: str, items: str, otherwise: str) -> str:
+    """The length rule as words: ``must be at least 3 characters long``, ``must have at most
+    2 items``, else ``is too short`` / ``is too long``."""
+    if isinstance(prop.get(chars), int):
+        count = prop[chars]
+        return f"must be at {end} {count} character{'s' if count != 1 else ''} long"
+    if isinstance(prop.get(items), int):
+        count = prop[items]
+        return f"must have at {end} {count} item{'s' if count != 1 else ''}"
+    return f"is {otherwise}"
+
+
+def _label(name: str, prop: Any) -> str:
+    return str(prop.get("title") or name) if isinstance(prop, Mapping) else name
+
+
+def _required(label: str) -> str:
+    return f"{label} is required."
+
+
+def _unrepr(text: str, fallback: Any = None) -> Any:
+    """A Python literal as jsonschema wrote it (``'^\\\\d+$'`` → ``^\\d+$``)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text if fallback is None else fallback

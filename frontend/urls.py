@@ -6,14 +6,14 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import timeviews, views
+from . import run_list, timeviews, views
 
 app_name = "frontend"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="frontend:runs", permanent=False), name="home"),
     path("favicon.ico", RedirectView.as_view(url=static("frontend/favicon.svg"))),
-    path("dashboard/", views.run_list, name="runs"),
+    path("dashboard/", run_list.run_list, name="runs"),
     path("dashboard/runs/<uuid:run_id>/", views.run_detail, name="run"),
     path("dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/", views.node_panel, name="node"),
     # Before the node-action and run-action routes, whose last segment is any word.
@@ -27,6 +27,16 @@ urlpatterns = [
         "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/event/",
         views.run_send_event,
         name="send-event",
+    ),
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/reject/",
+        views.run_reject_event,
+        name="reject-event",
+    ),
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/markdown/",
+        views.node_markdown,
+        name="node-markdown",
     ),
     path(
         "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/<str:node_action>/",

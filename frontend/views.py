@@ -37,7 +37,6 @@ from runs.rules.spec import SpecError
 from runs.rules.states import (
     RUN_CONTROLS,
     RUN_FINISHED,
-    RUN_STATES,
     InvalidTransition,
     NodeState,
     legal_controls,
@@ -46,6 +45,7 @@ from runs.rules.states import (
 from runs.services import control
 from runs.services.runs import (
     deliver_event,
+    reject_event,
     rendered_config,
     start_new_run,
     validated_inputs,
@@ -53,6 +53,7 @@ from runs.services.runs import (
     visible_sessions,
     visible_workflows,
     waiting_note,
+    with_needs_input,
 )
 from runs.services.shapes import (
     event_payload,
@@ -66,10 +67,10 @@ from runs.services.workers import queue_usage, queue_warnings
 
 from .dag import layout_for_spec
 from .formatting import duration, pretty_json
+from .markdown import render_markdown
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
 from .timeviews import grid_context, items_context
 
-RUN_LIST_LIMIT = 100
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
 WORKFLOW_RUN_LIMIT = 20
 NODE_LOG_LIMIT = 200
@@ -127,57 +128,6 @@ def last_event_id() -> int:
 # Runs
 
 
-@login_required
-@require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
-    """The latest runs visible to the user, filtered by status, workflow or session; kept
-    live by the runs socket from the event id read before the rows."""
-    cursor = last_event_id()  # before the rows: a change in between is replayed, not lost
-    runs = visible_runs(request.user).select_related("owner")
-    filters = {"status": "", "workflow": "", "session": ""}
-    if (status := request.GET.get("status", "")) in RUN_STATES:
-        runs, filters["status"] = runs.filter(status=status), status
-    if workflow := request.GET.get("workflow", ""):
-        runs, filters["workflow"] = runs.filter(workflow_version__workflow__name=workflow), workflow
-    if session := request.GET.get("session", ""):
-        try:
-            runs = runs.filter(session_id=uuid.UUID(session))
-        except ValueError:
-            runs = runs.none()  # not a session id: no run has it
-        filters["session"] = session
-    rows = [run_view(run, row=True) for run in runs.order_by("-created_at")[:RUN_LIST_LIMIT]]
-    counts = dict(
-        visible_runs(request.user).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    return render(
-        request,
-        "frontend/runs.html",
-        {
-            "runs": rows,
-            "filters": filters,
-            "statuses": RUN_STATES,
-            "counts": [(s, counts.get(s, 0)) for s in RUN_STATES],
-            "total": sum(counts.values()),
-            "workflow_names": list(
-                visible_workflows(request.user).order_by("name").values_list("name", flat=True)
-            ),
-            "limit": RUN_LIST_LIMIT,
-            "page_data": {
-                "after": cursor,
-                "filters": filters,
-                "limit": RUN_LIST_LIMIT,
-                "staff": request.user.is_staff,
-                "urls": {
-                    "runs": reverse("runs:runs"),
-                    "socket": socket_url("runs/"),
-                    "run": url_template("frontend:run", hole="id"),
-                    "workflow": url_template("frontend:workflow", hole="name"),
-                },
-            },
-        },
-    )
-
-
 def _node_error(node: NodeRun) -> dict[str, str]:
     error = node.error if isinstance(node.error, dict) else {}
     message = str(error.get("message", "") if error else (node.error or ""))
@@ -187,10 +137,17 @@ def _node_error(node: NodeRun) -> dict[str, str]:
     return {"message": message, "type": kind, "traceback": str(error.get("traceback", ""))}
 
 
-def _waiting_forms(run: Run, spec, nodes: dict[str, NodeRun]) -> list[dict]:
-    """A form for every `wait_for_event` node (shown while it is WAITING). The prompt is the
-    rendered one the node posted as markdown when it started waiting, else the spec's."""
-    waiting_ids = [nid for nid, node in spec.nodes.items() if node.handler == "wait_for_event"]
+def _waiting_forms(
+    run: Run, spec, nodes: dict[str, NodeRun], only: str | None = None
+) -> list[dict]:
+    """A form for every `wait_for_event` node (shown while it is WAITING), or for the node
+    ``only``. The prompt (Markdown) is the rendered one the node posted as markdown when it
+    started waiting, else the spec's."""
+    waiting_ids = [
+        nid
+        for nid, node in spec.nodes.items()
+        if node.handler == "wait_for_event" and only in (None, nid)
+    ]
     prompts = (
         dict(
             run.events.filter(kind="node.markdown", node_id__in=waiting_ids)
@@ -357,6 +314,9 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "last_event_id": last_event,
             "node_actions": legal_node_actions(run.status, node.state),
             "map_items": items_context(node) if node_spec.map else None,
+            "waiting_form": _waiting_forms(run, spec, {node_id: node}, only=node_id)[0]
+            if node.state == NodeState.WAITING and node_spec.handler == "wait_for_event"
+            else None,
         },
     )
 
@@ -474,7 +434,7 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             deliver_event(run, node_id, data, request.user)
         except SpecError as exc:
             names = [f.name for f in fields_for(schema)]
-            field_errors, general = place_errors(exc.errors, names, prefix="$.data")
+            field_errors, general = place_errors(exc.errors, names, prefix="$.data", schema=schema)
             if general:
                 field_errors.setdefault(names[0] if names else JSON_FIELD, []).extend(general)
         except InvalidTransition as exc:
@@ -482,11 +442,55 @@ def run_send_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
         except PayloadTooLarge as exc:
             return _answer(request, run, False, f"Not sent: {exc.message}", 413)
     if field_errors:
-        message = "; ".join(
-            f"{k if k != JSON_FIELD else 'data'}: {' '.join(v)}" for k, v in field_errors.items()
-        )
+        # Each message names its field ("comment must match the pattern ^[a-z ]*$.").
+        message = " ".join(m for problems in field_errors.values() for m in problems)
         return _answer(request, run, False, f"Not sent: {message}", 400, errors=field_errors)
     return _answer(request, run, True, f"Sent to {node_id}.")
+
+
+@login_required
+@require_POST
+def run_reject_event(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """Reject what a WAITING `wait_for_event` node asks for: it fails with the posted
+    ``reason`` (required), and its downstream follows the trigger rules."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    get_object_or_404(NodeRun, run=run, node_id=node_id)
+    reason = request.POST.get("reason", "").strip()
+    try:
+        reject_event(run, node_id, reason, request.user)
+    except SpecError as exc:
+        errors = {"reason": [error["message"] for error in exc.errors]}
+        return _answer(
+            request, run, False, f"Not rejected: {errors['reason'][0]}", 400, errors=errors
+        )
+    except InvalidTransition as exc:
+        return _answer(request, run, False, f"{node_id} is {exc.current}, not waiting.", 409)
+    event = RunEvent.objects.filter(run=run).aggregate(last=Max("id"))["last"] or 0
+    run.refresh_from_db(fields=["status"])
+    return _answer(
+        request,
+        run,
+        True,
+        f"{node_id} rejected.",
+        status=run.status,
+        actions=legal_controls(run.status),
+        event=event,
+    )
+
+
+@login_required
+@require_GET
+def node_markdown(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
+    """The node's latest ``node.markdown`` text as sanitized HTML (a fragment): what the run
+    page shows as a waiting node's prompt when the event arrives live."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    text = (
+        run.events.filter(kind="node.markdown", node_id=node_id)
+        .order_by("-id")
+        .values_list("data__text", flat=True)
+        .first()
+    )
+    return HttpResponse(render_markdown(text or ""), content_type="text/html; charset=utf-8")
 
 
 # --------------------------------------------------------------------------------------
@@ -560,7 +564,7 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
     fields = fields_for(schema, posted_values, field_errors)
     runs = [
         run_view(run, row=True)
-        for run in visible_runs(request.user)
+        for run in with_needs_input(visible_runs(request.user))
         .filter(workflow_version__workflow=workflow)
         .select_related("owner")
         .order_by("-created_at")[:WORKFLOW_RUN_LIMIT]
@@ -612,7 +616,7 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
         # parsed, next to the parse errors of the others.
         validated_inputs(version, data)
     except SpecError as exc:
-        schema_errors, general = place_errors(exc.errors, names)
+        schema_errors, general = place_errors(exc.errors, names, schema=schema)
         for name, problems in schema_errors.items():
             field_errors.setdefault(name, problems)
         form_errors += general
@@ -621,7 +625,7 @@ def _start_from_form(request, version: WorkflowVersion, schema, sessions):
     try:
         run = start_new_run(version, request.user, inputs=data, session=session)
     except SpecError as exc:  # e.g. a limit checked only at start
-        field_errors, general = place_errors(exc.errors, names)
+        field_errors, general = place_errors(exc.errors, names, schema=schema)
         return None, field_errors, form_errors + general, raw
     return run, {}, [], raw
 

@@ -17,9 +17,11 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.timezone import template_localtime
 
 from .engine.workers import liveness
 from .models import NodeRun, Run, RunEvent, Session, Worker, Workflow, WorkflowVersion
@@ -27,6 +29,8 @@ from .rules.states import InvalidTransition
 from .services import control
 
 JSON_DISPLAY_LIMIT = 200_000  # characters; larger values are cut in the admin page
+ERROR_CELL_LIMIT = 300  # characters of a node's error in the run page's node table
+TIME_FORMAT = "Y-m-d H:i:s"  # local time with seconds (Django's default DATETIME_FORMAT drops them)
 
 STATE_COLOURS = {
     "COMPLETED": "#166534",
@@ -46,7 +50,10 @@ def pretty_json(value: Any) -> SafeString:
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     if len(text) > JSON_DISPLAY_LIMIT:
         text = text[:JSON_DISPLAY_LIMIT] + f"\n… ({len(text) - JSON_DISPLAY_LIMIT} more characters)"
-    return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
+    # overflow-wrap: a long string without spaces wraps instead of widening the page.
+    return format_html(
+        '<pre style="margin:0;white-space:pre-wrap;overflow-wrap:anywhere">{}</pre>', text
+    )
 
 
 def json_display(attribute: str):
@@ -57,6 +64,55 @@ def json_display(attribute: str):
         return pretty_json(getattr(obj, attribute))
 
     return show
+
+
+TIME_FIELDS = (
+    "created_at",
+    "updated_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "due_at",
+    "stopped_at",
+    "last_seen",
+    "ts",
+)
+
+
+def time_display(attribute: str):
+    """A column or read-only field showing ``obj.<attribute>`` as local time with seconds."""
+
+    @admin.display(description=attribute.replace("_", " "), ordering=attribute, empty_value="—")
+    def show(self, obj: Any) -> str | None:
+        value = getattr(obj, attribute)
+        return date_filter(template_localtime(value), TIME_FORMAT) if value else None
+
+    return show
+
+
+def _with_seconds(names):
+    return type(names)(f"{n}_s" if n in TIME_FIELDS else n for n in names)
+
+
+class TimesWithSeconds:
+    """Every admin here shows its models' times with seconds. Django shows a model field with
+    its own DATETIME_FORMAT (no seconds by default), so each time field listed in ``fields``,
+    ``readonly_fields`` or ``list_display`` is shown through ``<name>_s`` instead, labelled and
+    ordered as the field; filters and the date hierarchy still use the field itself. Only
+    read-only fields are listed in TIME_FIELDS: they are never in an edit form."""
+
+    def get_fields(self, request, obj=None):
+        return _with_seconds(super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return _with_seconds(super().get_readonly_fields(request, obj))
+
+    def get_list_display(self, request):
+        return _with_seconds(super().get_list_display(request))
+
+
+for _name in TIME_FIELDS:
+    setattr(TimesWithSeconds, f"{_name}_s", time_display(_name))
 
 
 def state_badge(state: str) -> SafeString:
@@ -81,7 +137,7 @@ def duration(start, end) -> str:
     return f"{(end - start).total_seconds():.2f} s"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(TimesWithSeconds, admin.ModelAdmin):
     """Viewable and deletable, never added or edited through the admin."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -91,7 +147,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TimesWithSeconds, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
@@ -115,7 +171,7 @@ class WorkflowVersionInline(ReadOnlyInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(TimesWithSeconds, admin.ModelAdmin):
     list_display = ("name", "latest_version", "owner", "version_count", "run_links", "updated_at")
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "updated_at")
     search_fields = ("name", "description", "owner__username")
@@ -205,9 +261,7 @@ class NodeRunInline(ReadOnlyInline):
         "node_id",
         "handler",
         "state_badge",
-        "attempt",
-        "max_attempts",
-        "queue",
+        "attempts_used",
         "worker",
         "started_at",
         "finished_at",
@@ -216,6 +270,12 @@ class NodeRunInline(ReadOnlyInline):
     )
     readonly_fields = fields
     ordering = ("id",)
+
+    # Few, narrow columns: the table fits the run page on a laptop (the queue and the rest are
+    # on each node's own page, one click away).
+    @admin.display(description="attempt")
+    def attempts_used(self, obj: NodeRun) -> str:
+        return f"{obj.attempt} of {obj.max_attempts}"
 
     @admin.display(description="state")
     def state_badge(self, obj: NodeRun) -> SafeString:
@@ -226,8 +286,16 @@ class NodeRunInline(ReadOnlyInline):
         return duration(obj.started_at, obj.finished_at)
 
     @admin.display(description="error")
-    def error_message(self, obj: NodeRun) -> str:
-        return (obj.error or {}).get("message", "") if isinstance(obj.error, dict) else ""
+    def error_message(self, obj: NodeRun) -> SafeString | str:
+        message = (obj.error or {}).get("message", "") if isinstance(obj.error, dict) else ""
+        if len(message) > ERROR_CELL_LIMIT:  # the whole of it is on the node's own page
+            message = message[:ERROR_CELL_LIMIT] + "…"
+        # A long word wraps inside its cell instead of widening the table past the page.
+        return (
+            format_html('<div style="min-width:14em;overflow-wrap:anywhere">{}</div>', message)
+            if message
+            else ""
+        )
 
 
 def _report(modeladmin, request, refusal: str, verb: str, done, refused, noun: str) -> None:
@@ -524,7 +592,7 @@ class RunEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(TimesWithSeconds, admin.ModelAdmin):
     """Sessions: the name is editable; the state is changed by handlers and the API (atomic
     updates with a revision), so it is shown, not edited, here."""
 

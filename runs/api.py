@@ -72,10 +72,12 @@ from .services import control, seed
 from .services.runs import (
     deliver_event,
     find_version,
+    reject_event,
     start_new_run,
     visible_runs,
     visible_sessions,
     visible_workflows,
+    with_needs_input,
 )
 from .services.sessions import update_session
 from .services.shapes import event_payload, iso, run_view, session_view, worker_views
@@ -378,7 +380,7 @@ class RunListView(TrellisAPIView):
 
     @api_schema("runs", "runs_list", "List runs", {200: RunSerializer(many=True)}, 400)
     def get(self, request: Request) -> Response:
-        runs = visible_runs(request.user).select_related("owner")
+        runs = with_needs_input(visible_runs(request.user).select_related("owner"))
         filterset = self.filterset_class(request.query_params, queryset=runs, request=request)
         if not filterset.is_valid():
             errors = filter_errors(filterset)
@@ -526,7 +528,7 @@ class RunEventsView(TrellisAPIView):
     @api_schema(
         "events",
         "run_events_create",
-        "Send an event to a WAITING `wait_for_event` node",
+        "Send an event to a WAITING `wait_for_event` node, or reject it",
         {201: EventDeliveredSerializer},
         400,
         403,
@@ -536,14 +538,17 @@ class RunEventsView(TrellisAPIView):
         request=EventSerializer,
     )
     def post(self, request: Request, run_id) -> Response:
-        """Send an event: completes the WAITING `wait_for_event` node it names."""
+        """Send an event: completes the WAITING `wait_for_event` node it names with ``data``,
+        or fails it with the reason given as ``reject``."""
         run = _run_for(request, run_id)
         body = EventSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        node_id = body.validated_data["node"]
         try:
-            node = deliver_event(
-                run, body.validated_data["node"], body.validated_data["data"], request.user
-            )
+            if "reject" in body.validated_data:
+                node = reject_event(run, node_id, body.validated_data["reject"], request.user)
+            else:
+                node = deliver_event(run, node_id, body.validated_data["data"], request.user)
         except NodeRun.DoesNotExist:
             return Response(
                 error_body(

@@ -11,7 +11,8 @@ The socket stays open after the run finishes (a run may be retried); clients kno
 from ``run.status`` / ``run.result`` events. A client that reconnects passes the highest id it
 saw as ``after`` and gets exactly what it missed.
 
-``/ws/runs/?after=<event id>``: ``run.status`` events of the runs the user may see, each
+``/ws/runs/?after=<event id>``: ``run.status`` events of the runs the user may see, and the
+``node.status`` events of their nodes starting or stopping to wait (``needs_input``), each
 message ``{"type": "events", "events": […], "runs": {run id: row}}``, each row the run as it
 is now, ``run_view(run, row=True)`` (the API's run without inputs, params and waiting).
 
@@ -29,11 +30,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db.models import Q
 
 from .models import Run, RunEvent
-from .services.runs import visible_runs
+from .services.runs import visible_runs, with_needs_input
 from .services.shapes import event_payload, run_view
-from .store.publish import RUN_LIST_GROUP, run_group
+from .store.publish import RUN_LIST_GROUP, for_run_list, run_group
 from .streams import BATCH_SIZE, EventCursor, new_events, visible_run
 
 logger = logging.getLogger(__name__)
@@ -162,13 +164,16 @@ class RunEventsConsumer(StreamConsumer):
 def _run_summaries(user, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The run-list rows (``run_view(run, row=True)``) of the runs among ``run_ids`` that
     ``user`` may see."""
-    rows = visible_runs(user).filter(pk__in=run_ids).select_related("owner")
+    rows = with_needs_input(visible_runs(user).filter(pk__in=run_ids).select_related("owner"))
     return {str(run.pk): run_view(run, row=True) for run in rows}
 
 
 def _run_list_backlog(user, after: int) -> list[dict[str, Any]]:
     runs = visible_runs(user).values("pk")
-    events = RunEvent.objects.filter(id__gt=after, kind="run.status", run__in=runs).order_by("-id")
+    waits = Q(kind="node.status") & (Q(data__state="WAITING") | Q(data__from="WAITING"))
+    events = (
+        RunEvent.objects.filter(Q(kind="run.status") | waits, id__gt=after, run__in=runs)
+    ).order_by("-id")
     return [event_payload(event) for event in reversed(events[:RUN_LIST_BACKLOG])]
 
 
@@ -194,9 +199,7 @@ class RunListConsumer(StreamConsumer):
         await self.relay(message.get("events") or [])
 
     async def relay(self, events: list[dict[str, Any]]) -> None:
-        candidates = [
-            e for e in events if e["kind"] == "run.status" and e["run"] not in self.hidden
-        ]
+        candidates = [e for e in events if for_run_list(e) and e["run"] not in self.hidden]
         if not candidates:
             return
         wanted = sorted({e["run"] for e in candidates})

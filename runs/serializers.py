@@ -28,6 +28,7 @@ from .models import Run
 from .rules.seed import FINAL_STATUS, SEED_STATES
 from .rules.spec.model import TRIGGER_RULES
 from .rules.states import NODE_STATES, RUN_STATES
+from .services.runs import REJECT_REASON_MAX, needing_input
 
 # --------------------------------------------------------------------------------------
 # Vocabularies: one named component each, wherever a field carries it
@@ -212,6 +213,9 @@ class RunSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     waiting = serializers.CharField(allow_null=True, help_text="why a PENDING run waits")
+    needs_input = serializers.BooleanField(
+        help_text="RUNNING with a WAITING node: a person is asked for something"
+    )
 
 
 class RunDetailSerializer(RunSerializer):
@@ -230,7 +234,25 @@ class RunResultSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.Serializer):
     node = serializers.CharField(max_length=100)
-    data = serializers.JSONField(required=False, default=dict)
+    data = serializers.JSONField(
+        required=False, default=dict, help_text="completes the node with this output"
+    )
+    reject = serializers.CharField(
+        required=False,
+        max_length=REJECT_REASON_MAX,
+        help_text="instead of `data`: fail the node with this reason (error type `Rejected`)",
+    )
+
+    def validate_reject(self, value: str) -> str:
+        # CharField would take 5 as "5"; a reason is text a person wrote.
+        if not isinstance(self.initial_data.get("reject"), str):
+            raise serializers.ValidationError("a rejection's reason must be a string")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "reject" in attrs and "data" in self.initial_data:
+            raise serializers.ValidationError({"reject": ["send either data or reject, not both"]})
+        return attrs
 
 
 class NodeClearSerializer(serializers.Serializer):
@@ -419,6 +441,30 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
+class StrictBooleanField(forms.Field):
+    """``true`` / ``false`` (or ``1`` / ``0``); anything else is an error, not "no filter"
+    (Django's NullBooleanField reads an unknown value as None)."""
+
+    default_error_messages = {"invalid": "not a boolean (true or false)"}
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in self.empty_values:
+            return None
+        if str(value).lower() not in self.VALUES:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return self.VALUES[str(value).lower()]
+
+
+NEEDS_INPUT_HELP = "true: RUNNING runs with a WAITING node (a person is asked); false: the others"
+
+
+# drf-spectacular reads a method filter's type from the method; this one is a boolean.
+@extend_schema_field({"type": "boolean", "description": NEEDS_INPUT_HELP})
+class NeedsInputFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class RunFilter(django_filters.FilterSet):
     """``GET /api/v1/runs/``'s filters; an empty value filters nothing."""
 
@@ -435,10 +481,17 @@ class RunFilter(django_filters.FilterSet):
     created_after = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="gt", help_text="runs created after this moment"
     )
+    needs_input = NeedsInputFilter(method="filter_needs_input", help_text=NEEDS_INPUT_HELP)
 
     class Meta:
         model = Run
-        fields = ["status", "workflow", "session", "created_after"]
+        fields = ["status", "workflow", "session", "created_after", "needs_input"]
+
+    def filter_needs_input(self, runs, name: str, value: bool | None):
+        if value is None:
+            return runs
+        waiting = needing_input(runs)
+        return waiting if value else runs.exclude(pk__in=waiting.values("pk"))
 
 
 def filter_errors(filterset: django_filters.FilterSet) -> list[dict[str, str]]:

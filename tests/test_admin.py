@@ -101,6 +101,51 @@ def test_run_page_shows_nodes_inline_pretty_json_and_links(admin_client, run):
     assert f"{admin_url(NodeRun, 'changelist')}?run__id__exact={run.pk}" in html
 
 
+def with_seconds(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.django_db
+def test_times_show_seconds_in_pages_inlines_and_lists(admin_client, run):
+    started = timezone.now().replace(microsecond=0) - timezone.timedelta(seconds=7)
+    finished = started + timezone.timedelta(seconds=3)
+    Run.objects.filter(pk=run.pk).update(started_at=started)
+    NodeRun.objects.filter(run=run, node_id="start").update(
+        started_at=started, finished_at=finished
+    )
+    page = admin_client.get(admin_url(Run, "change", run.pk)).content.decode()
+    assert with_seconds(run.created_at) in page
+    assert with_seconds(started) in page and with_seconds(finished) in page  # run and inline
+    assert "Started at" in page  # still labelled as the field
+    listing = admin_client.get(admin_url(Run, "changelist")).content.decode()
+    assert with_seconds(run.created_at) in listing
+    # The column still sorts by the field.
+    ordered = admin_client.get(admin_url(Run, "changelist"), {"o": "-6"})
+    assert ordered.status_code == 200
+    node = NodeRun.objects.get(run=run, node_id="start")
+    node_page = admin_client.get(admin_url(NodeRun, "change", node.pk)).content.decode()
+    assert with_seconds(finished) in node_page
+    event = RunEvent.objects.filter(run=run).first()
+    assert (
+        with_seconds(event.ts)
+        in admin_client.get(admin_url(RunEvent, "changelist")).content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_run_page_keeps_long_errors_and_values_inside_the_page(admin_client, run):
+    long_word = "x" * 1000
+    NodeRun.objects.filter(run=run, node_id="middle").update(
+        error={"message": f"failed: {long_word}", "type": "HandlerError", "traceback": ""}
+    )
+    page = admin_client.get(admin_url(Run, "change", run.pk)).content.decode()
+    # The inline shows a wrapping start of the error; the node's page has all of it.
+    assert "x" * 290 + "…" in page and long_word not in page
+    assert "overflow-wrap:anywhere" in page
+    node = NodeRun.objects.get(run=run, node_id="middle")
+    assert long_word in admin_client.get(admin_url(NodeRun, "change", node.pk)).content.decode()
+
+
 @pytest.mark.django_db
 def test_links_filter_the_target_changelists(admin_client, run):
     events = admin_client.get(admin_url(RunEvent, "changelist"), {"run__id__exact": run.pk})

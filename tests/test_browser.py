@@ -222,7 +222,7 @@ def test_start_from_form_field_error_then_every_node_turns_final_live(worker, pa
     page.fill("#start-steps", "50")
     page.click("[data-testid=start-run]")
     error = page.locator("[data-field-error=steps]")
-    assert "50 is greater than the maximum of 10" in error.inner_text()
+    assert error.inner_text() == "steps must be at most 10."
     assert "/dashboard/workflows/" in page.url
     assert Run.objects.filter(workflow_version=version).count() == 0  # nothing started
     shot(page, "01-start-form-field-error")
@@ -355,6 +355,18 @@ def test_cancel_a_run_from_its_button_and_the_list_follows(worker, page, user):
     row.locator("a.mono").click()
     page.wait_for_url(f"**/dashboard/runs/{run.pk}/")
     wait_states(page, {"slow": "RUNNING"})
+    # Cancel asks first: "no" sends nothing, "yes" cancels.
+    questions: list[str] = []
+    page.on(
+        "dialog",
+        lambda dialog: (
+            questions.append(dialog.message),
+            dialog.dismiss() if len(questions) == 1 else dialog.accept(),
+        ),
+    )
+    page.click("[data-testid=cancel]")
+    assert questions == ["Cancel this run? Its unfinished nodes are cancelled."]
+    assert Run.objects.get(pk=run.pk).status == "RUNNING"
     page.click("[data-testid=cancel]")
     wait_status(page, "CANCELLED")
     wait_states(page, "CANCELLED")

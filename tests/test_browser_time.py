@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run
-from tests import test_browser
+from tests import test_browser, test_browser_layout
 from tests.conftest import wait_for_run
 from tests.specs import py
 from tests.test_browser import SHOTS, TIMEOUT_MS, started, wait_status, workflow
@@ -25,6 +25,7 @@ from tests.test_browser import SHOTS, TIMEOUT_MS, started, wait_status, workflow
 # The signed-in page of the browser tests (and the browser under it), shared as fixtures.
 browser = test_browser.browser
 page = test_browser.page
+phone = test_browser_layout.phone  # a 390 x 844 page
 
 pytestmark = [
     pytest.mark.integration,
@@ -295,3 +296,17 @@ def test_timeline_of_a_1000_node_run_draws_only_the_rows_in_view(page, user, cap
     )
     with capsys.disabled():
         print(f"\n1,001-node timeline: load + first draw {took:.0f} ms, a redraw {redraw:.1f} ms")
+
+
+def test_the_timeline_and_a_map_panel_fit_a_phone(worker, phone, user):
+    version = workflow(user, map_nodes())
+    run = started(version, user, {"values": [1, "x", 3]})
+    wait_for_run(run.pk)
+    phone.goto(f"/dashboard/runs/{run.pk}/#node=square")
+    phone.wait_for_selector("#node-panel [data-role=map-items] tr[data-item='1']")
+    test_browser_layout.measure(phone, "run page with a map node's items")
+    open_timeline(phone)
+    wait_bar(phone, "square", "FAILED")
+    test_browser_layout.measure(phone, "run page's timeline")
+    width = phone.evaluate("() => document.querySelector('.timeline-canvas').clientWidth")
+    assert 0 < width <= 390

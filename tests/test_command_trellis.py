@@ -288,3 +288,42 @@ def test_follow_resumes_after_a_dropped_stream_without_losing_or_repeating(
     with Client(web_server, token) as client:
         history = client.events(started["id"])
     assert [e["id"] for e in events] == [e.id for e in history]
+
+
+@transactional
+def test_reject_a_waiting_node_from_the_command_line_and_the_client(worker, env, home):
+    doc = waiting_spec(unique_name("reject"))
+    assert trellis("workflow", "push", *write_specs(home, doc), env=env, cwd=home).returncode == 0
+    started = trellis(
+        "run", "start", doc["name"], "--input", "who=ada", "--json", env=env, cwd=home
+    )
+    run = json.loads(started.stdout)
+    wait_node(run["id"], "approve", {"WAITING"})
+
+    listed = trellis("run", "list", "--needs-input", "--json", env=env, cwd=home)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run["id"]]
+    with Client(env["TRELLIS_URL"], env["TRELLIS_TOKEN"]) as client:
+        [waiting] = client.list_runs(needs_input=True)
+        assert waiting.id == run["id"] and waiting.needs_input is True
+
+    missing = trellis("run", "reject", run["id"], "approve", env=env, cwd=home)
+    assert missing.returncode == 2 and "--reason" in missing.stderr
+    blank = trellis("run", "reject", run["id"], "approve", "--reason", " ", env=env, cwd=home)
+    assert blank.returncode == 2 and "reject" in blank.stderr
+    assert NodeRun.objects.get(run_id=run["id"], node_id="approve").state == "WAITING"
+
+    rejected = trellis(
+        "run", "reject", run["id"], "approve", "--reason", "wrong person", env=env, cwd=home
+    )
+    assert rejected.returncode == 0, rejected.stderr
+    assert "node approve: FAILED (rejected)" in rejected.stdout
+    assert wait_for_run(run["id"]).status == "FAILED"
+    node = NodeRun.objects.get(run_id=run["id"], node_id="approve")
+    assert node.error["message"] == "wrong person" and node.error["type"] == "Rejected"
+
+    with Client(env["TRELLIS_URL"], env["TRELLIS_TOKEN"]) as client:
+        with pytest.raises(Conflict) as conflict:
+            client.reject_event(run["id"], "approve", "again")
+        assert client.list_runs(needs_input=True) == []
+    assert conflict.value.status == 409

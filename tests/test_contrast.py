@@ -164,3 +164,96 @@ def test_graph_node_text_on_its_box(state, part):
 
 def test_graph_states_were_found():
     assert len(DAG_STATES) >= 10, DAG_STATES
+
+
+# ------------------------------------------------------------------------------ the palette
+# The dashboard's plain text colours (body, soft and muted text, links) drawn on every light
+# surface the stylesheet paints: the page, cards, table headers and rows, code and <pre>,
+# alerts, flashes, pills, event kinds, badges, the DAG's node boxes, and the colours that rows
+# flash through. Graphics that never hold text are left out, each with its reason.
+
+NOT_TEXT_SURFACES = {
+    '.live[data-mode="live"] i',  # the live dot
+    '.live[data-mode="polling"] i',
+    ".progress-line",  # a 6 px track
+    ".summary-bar",  # a 10 px bar
+    ".dag-scroll",  # behind the graph picture: its nodes draw their own boxes
+}
+LIGHT = 0.4  # relative luminance: dark surfaces (the sidebar, toasts) carry light text
+
+
+def light_surfaces() -> dict[str, str]:
+    """colour → the first selector painting it, for every light background (and DAG box fill)."""
+    surfaces: dict[str, str] = {}
+    for selectors, decls in RULES:
+        if set(selectors) & NOT_TEXT_SURFACES:
+            continue
+        boxes = any(s.endswith(" .box") for s in selectors)
+        for name in ("background", "background-color", "fill"):
+            if name == "fill" and not boxes or name not in decls:
+                continue
+            for token in re.findall(r"var\(--[\w-]+\)|#[0-9a-fA-F]{3,6}\b|\bwhite\b", decls[name]):
+                colour = resolve(token)
+                if colour and luminance(colour) > LIGHT:
+                    surfaces.setdefault(colour, selectors[0])
+    return surfaces
+
+
+SURFACES = light_surfaces()
+PALETTE_TEXT = ("--fg", "--fg-soft", "--muted")
+
+
+def test_the_light_surfaces_were_found():
+    assert len(SURFACES) >= 20, SURFACES
+    for expected in ("--bg", "--card", "--state-failed-bg", "--accent-soft"):
+        assert resolve(ROOT[expected]) in SURFACES, expected
+    assert "#fff7d6" in SURFACES  # a row's flash (keyframes are read too)
+
+
+CASES = [(text, colour) for text in PALETTE_TEXT for colour in sorted(SURFACES)]
+
+
+@pytest.mark.parametrize(("text", "surface"), CASES, ids=[f"{t}-on-{c}" for t, c in CASES])
+def test_palette_text_on_every_light_surface(text, surface):
+    fg = resolve(ROOT[text])
+    ratio = contrast(fg, surface)
+    assert ratio >= AA, f"{text} {fg} on {surface} ({SURFACES[surface]}) is {ratio:.2f}:1"
+
+
+MUTED_RULES = [
+    ", ".join(selectors)
+    for selectors, decls in RULES
+    if "var(--muted)" in (decls.get("color", ""), decls.get("fill", ""))
+]
+
+
+def test_muted_text_is_only_ever_the_muted_colour():
+    # The check above covers muted text wherever it is drawn, because every rule that draws
+    # it uses var(--muted) (DAG node subtitles and times among them) rather than a copy.
+    assert any(".dag-node .sub" in r for r in MUTED_RULES), MUTED_RULES
+    assert any(".dag-node .meta" in r for r in MUTED_RULES), MUTED_RULES
+    assert len(MUTED_RULES) >= 15, MUTED_RULES
+
+
+@pytest.mark.parametrize("state", DAG_STATES)
+@pytest.mark.parametrize("part", ["sub", "meta"])
+def test_graph_node_muted_text_on_its_box(state, part):
+    """A node's handler name and time are drawn in the muted colour on the state's box."""
+    fg, bg = dag_fill(state, part), dag_fill(state, "box")
+    assert fg and bg, (state, part, fg, bg)
+    ratio = contrast(fg, bg)
+    assert ratio >= AA, f".dag-node.state-{state} .{part}: {fg} on {bg} is {ratio:.2f}:1"
+
+
+@pytest.mark.parametrize("text", ["--side-fg", "#ffffff"])
+def test_sidebar_text_on_the_sidebar(text):
+    fg = resolve(ROOT.get(text, text))
+    ratio = contrast(fg, resolve(ROOT["--side"]))
+    assert ratio >= AA, f"{text} on --side is {ratio:.2f}:1"
+
+
+def test_links_on_the_page_cards_and_table_rows():
+    link = resolve(ROOT["--accent"])
+    for surface in ("--bg", "--card", "--accent-soft"):
+        ratio = contrast(link, resolve(ROOT[surface]))
+        assert ratio >= AA, f"links on {surface}: {ratio:.2f}:1"

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from frontend.dag import layout, order_layers
-from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_errors
+from frontend.schema_form import JSON_FIELD, fields_for, parse_form, place_errors, readable
 from runs.engine.scheduler import create_run
 from runs.models import NodeRun, Run, Session
 from runs.rules.states import RunState
@@ -241,7 +241,8 @@ def test_send_event_completes_a_waiting_node_and_reports_field_errors(user_clien
     url = reverse("frontend:send-event", args=[run.pk, "approve"])
     too_long = post_json(user_client, url, {"input.ok": "on", "input.note": "far too long"})
     assert too_long.status_code == 400
-    assert list(too_long.json()["errors"]) == ["note"]
+    assert too_long.json()["errors"] == {"note": ["note must be at most 5 characters long."]}
+    assert too_long.json()["message"] == "Not sent: note must be at most 5 characters long."
     assert NodeRun.objects.get(run=run, node_id="approve").state == "WAITING"
     sent = post_json(user_client, url, {"input.ok": "on", "input.note": "yes"})
     assert sent.status_code == 200 and sent.json()["ok"] is True
@@ -288,7 +289,8 @@ def test_bad_inputs_show_field_errors_and_start_nothing(user_client, workflow):
     assert response.status_code == 400
     errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
     assert set(errors) == {"name", "count", "ratio", "tags"}  # all at once
-    assert errors["ratio"] == ["Enter a number."] and errors["tags"] == ["Not valid JSON."]
+    assert errors["ratio"] == ["ratio must be a number."]
+    assert errors["tags"] == ["tags is not valid JSON."]
     assert Run.objects.count() == 0
     # With the unparsable values fixed, the schema's own errors are shown, one per field.
     response = user_client.post(
@@ -302,13 +304,79 @@ def test_bad_inputs_show_field_errors_and_start_nothing(user_client, workflow):
     )
     errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
     assert set(errors) == {"name", "count"}
-    assert "50 is greater than the maximum of 10" in errors["count"][0]
+    assert errors["count"] == ["count must be at most 10."]
     assert 'value="50"' in response.content.decode()  # what was typed is kept
     missing = user_client.post(url, {"version": workflow.version})
     assert {f.name: f.errors for f in missing.context["fields"] if f.errors} == {
-        "name": ["This field is required."]
+        "name": ["name is required."]
     }
     assert Run.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_cleared_required_field_is_refused_not_defaulted(user_client, user):
+    inputs = {
+        "type": "object",
+        "properties": {
+            "steps": {"type": "integer", "default": 3, "title": "Steps"},
+            "label": {"type": "string", "default": "nightly"},
+        },
+        "required": ["steps", "label"],
+    }
+    version = dash_workflow(user, inputs)
+    url = reverse("frontend:workflow", args=[version.workflow.name])
+    cleared = user_client.post(
+        url, {"version": version.version, "input.steps": "", "input.label": " "}
+    )
+    assert cleared.status_code == 400
+    errors = {f.name: f.errors for f in cleared.context["fields"] if f.errors}
+    assert errors == {"steps": ["Steps is required."], "label": ["label is required."]}
+    assert Run.objects.count() == 0  # nothing started with the defaults
+    html = cleared.content.decode()
+    assert 'value=""' in html  # the field stays empty, as the person left it
+    started = user_client.post(
+        url, {"version": version.version, "input.steps": "4", "input.label": "x"}
+    )
+    assert started.status_code == 302
+    assert Run.objects.get().inputs == {"steps": 4, "label": "x"}
+
+
+@pytest.mark.django_db
+def test_schema_errors_read_as_sentences_naming_the_field_single_escaped(user_client, user):
+    inputs = {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "pattern": "^\\d{3}$", "title": "Area code"},
+            "size": {"enum": ["s", "m"]},
+            "name": {"type": "string", "minLength": 2},
+        },
+    }
+    version = dash_workflow(user, inputs)
+    url = reverse("frontend:workflow", args=[version.workflow.name])
+    response = user_client.post(
+        url,
+        {"version": version.version, "input.code": "12a", "input.size": '"xl"', "input.name": "A"},
+    )
+    assert response.status_code == 400
+    errors = {f.name: f.errors for f in response.context["fields"] if f.errors}
+    assert errors == {
+        "code": ["Area code must match the pattern ^\\d{3}$."],
+        "size": ["size must be one of: s, m."],
+        "name": ["name must be at least 2 characters long."],
+    }
+    html = response.content.decode()
+    shown = re.search(r'data-field-error="code">(.*?)</p>', html).group(1)
+    # One backslash, as the schema writes it; no repr quoting, no doubled escapes.
+    assert shown == "Area code must match the pattern ^\\d{3}$."
+    assert Run.objects.count() == 0
+
+
+def test_readable_keeps_an_unknown_message_after_the_field_name():
+    assert readable("50 is greater than the maximum of 10", "steps") == "steps must be at most 10."
+    assert readable("'a' is not of type 'integer', 'null'", "n") == (
+        "n must be a whole number or empty."
+    )
+    assert readable("something new", "field") == "field: something new"
 
 
 @pytest.mark.django_db
@@ -384,6 +452,44 @@ def test_node_panel_shows_rendered_config_output_error_and_logs(user_client, wor
     pending = user_client.get(reverse("frontend:node", args=[run.pk, "approve"])).content.decode()
     assert "Rendered when the node starts" in pending
     assert user_client.get(reverse("frontend:node", args=[run.pk, "ghost"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_waiting_node_shows_one_timeout_its_wait(user_client, user):
+    """A `wait_for_event` node's limit is how long it waits for input (config.timeout), not
+    the run-time limit every node has (spec `timeout`, never reached: its handler returns at
+    once). The workflow page shows that one; the run's node panel shows when it is up."""
+    nodes = [
+        {"id": "ask", "handler": "wait_for_event", "config": {"timeout": 600}},
+        {"id": "forever", "handler": "wait_for_event"},
+        {"id": "after", "handler": "output", "dependencies": ["ask"]},
+    ]
+    version = save(user, nodes, prefix="dash")
+    html = user_client.get(reverse("frontend:workflow", args=[version.workflow.name])).content
+    cells = dict(
+        re.findall(
+            r'<td class="mono">(\w+)</td>.*?<td data-role="timeout">(.*?)</td>', html.decode(), re.S
+        )
+    )
+    assert set(cells) == {"ask", "forever", "after"}
+    assert re.sub(r"<[^>]+>", "", cells["ask"]) == "600 s wait"
+    assert re.sub(r"<[^>]+>", "", cells["forever"]) == "no limit"
+    assert cells["after"] == "300 s"  # every other node: its run-time limit
+
+
+@pytest.mark.django_db
+def test_node_panel_attempts_table_scrolls_inside_the_panel(user_client, workflow, user):
+    """The attempts table sits in its own scrolling box, with the whole of a long error."""
+    run = run_for(workflow, user)
+    NodeRun.objects.filter(run=run, node_id="left").update(
+        state="FAILED",
+        attempt=1,
+        attempts=[{"attempt": 1, "state": "FAILED", "worker": "w" * 80, "error": "e" * 400}],
+    )
+    html = user_client.get(reverse("frontend:node", args=[run.pk, "left"])).content.decode()
+    wrapper = re.search(r'<div class="table-scroll" data-role="attempts">(.*?)</div>', html, re.S)
+    assert wrapper and "<table" in wrapper.group(1) and "e" * 400 in wrapper.group(1)
+    # That it fits in a browser (390 px wide, this panel open): tests/test_browser_layout.py.
 
 
 @pytest.mark.django_db
@@ -536,7 +642,11 @@ def test_form_round_trip_and_error_placement():
     assert errors == {}
     assert data == {"name": "Ada", "count": 7, "ratio": 2, "loud": True, "mode": "slow", "tags": []}
     _, errors, raw = parse_form(INPUTS, {"input.count": "x", "input.tags": "{"})
-    assert errors == {"count": ["Enter a whole number."], "tags": ["Not valid JSON."]}
+    assert errors == {
+        "count": ["count must be a whole number."],
+        "tags": ["tags is not valid JSON."],
+        "name": ["name is required."],  # required, and not given
+    }
     assert raw["count"] == "x"
     by_field, general = place_errors(
         [
@@ -549,6 +659,6 @@ def test_form_round_trip_and_error_placement():
         ],
         [f.name for f in fields],
     )
-    assert by_field == {"name": ["This field is required."], "tags": ["1 is not of type 'string'"]}
-    assert general == ["Additional properties are not allowed ('x' was unexpected)"]
+    assert by_field == {"name": ["name is required."], "tags": ["tags[0] must be text."]}
+    assert general == ["Unexpected field: x."]
     assert json.loads(fields_for(INPUTS)[4].value) == "fast"

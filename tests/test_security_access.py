@@ -135,6 +135,10 @@ ACCESS: dict[str, list[Case]] = {
     "frontend:send-event": [
         Case("post", anon="login", other=HIDDEN, owner={302, 200, 400, 409}, body={})
     ],
+    "frontend:reject-event": [
+        Case("post", anon="login", other=HIDDEN, owner={302, 400, 409}, body={})
+    ],
+    "frontend:node-markdown": [DASH_GET],
     "frontend:run-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
     "frontend:node-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
     "frontend:workflows": [DASH_LIST],

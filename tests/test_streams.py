@@ -320,6 +320,7 @@ def test_run_list_socket_relays_only_the_users_runs(user, other_user, staff_user
             "created_at",
             "started_at",
             "finished_at",
+            "needs_input",
         }
         assert await mine_socket.receive_nothing(timeout=0.3)
         staff_seen = await receive_events(staff_socket, 2)

@@ -203,6 +203,7 @@ def list_runs(
     workflow: str | None = None,
     session: str | None = None,
     created_after: datetime | str | None = None,
+    needs_input: bool | None = None,
     limit: int | None = 100,
 ) -> Call:
     if isinstance(created_after, datetime):
@@ -211,6 +212,8 @@ def list_runs(
     params = {key: value for key, value in filters.items() if value}
     if created_after:
         params["created_after"] = created_after
+    if needs_input is not None:
+        params["needs_input"] = "true" if needs_input else "false"
     params["limit"] = min(limit or RUN_PAGE_MAX, RUN_PAGE_MAX)
     return Call(
         "GET", f"{API}/runs/", params=params, parse=Run.from_dict, paging="cursor", limit=limit
@@ -239,6 +242,13 @@ def run_results(run_id: str) -> Call:
 
 def send_event(run_id: str, node: str, data: Any = None) -> Call:
     body = {"node": node, "data": {} if data is None else data}
+    return Call("POST", f"{API}/runs/{run_id}/events/", json=body)
+
+
+def reject_event(run_id: str, node: str, reason: str) -> Call:
+    """Fail the WAITING ``wait_for_event`` node with ``reason`` (a Conflict when it is not
+    waiting)."""
+    body = {"node": node, "reject": reason}
     return Call("POST", f"{API}/runs/{run_id}/events/", json=body)
 
 

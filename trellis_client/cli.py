@@ -125,6 +125,7 @@ def run_list(args, client: Client, screen: Screen) -> int:
         "workflow": args.workflow,
         "session": args.session,
         "created_after": args.created_after,
+        "needs_input": True if args.needs_input else None,
     }
     runs = client.list_runs(**filters, limit=args.limit)
     if args.json:
@@ -192,6 +193,15 @@ def run_send_event(args, client: Client, screen: Screen) -> int:
         emit_json(answer)
     else:
         screen.line(f"node {answer.get('node')}: {answer.get('state')}")
+    return OK
+
+
+def run_reject(args, client: Client, screen: Screen) -> int:
+    answer = client.reject_event(args.id, args.node, args.reason)
+    if args.json:
+        emit_json(answer)
+    else:
+        screen.line(f"node {answer.get('node')}: {answer.get('state')} (rejected)")
     return OK
 
 
@@ -295,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--workflow")
     listing.add_argument("--session")
     listing.add_argument("--created-after", metavar="ISO8601")
+    listing.add_argument(
+        "--needs-input", action="store_true", help="only runs waiting for a person"
+    )
     listing.add_argument("--limit", type=int, default=50)
     command("run", "show", run_show, "a run with its nodes").add_argument("id", metavar="ID")
     for action in ("pause", "resume", "cancel", "retry"):
@@ -317,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("id", metavar="ID")
     send.add_argument("node", metavar="NODE")
     send.add_argument("--data", required=True, metavar="JSON")
+    reject = command("run", "reject", run_reject, "reject a waiting node: it fails with a reason")
+    reject.add_argument("id", metavar="ID")
+    reject.add_argument("node", metavar="NODE")
+    reject.add_argument("--reason", required=True, metavar="TEXT", help="why (the node's error)")
     save = command("profile", "save", profile_save, "save --url and --token as a profile")
     save.add_argument("name", metavar="NAME")
     save.add_argument("--default", action="store_true", help="make it the default profile")

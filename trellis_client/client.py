@@ -29,7 +29,8 @@ class Resources:
     Workflows: :meth:`push_workflow`, :meth:`validate_workflow`, :meth:`list_workflows`,
     :meth:`get_workflow`, :meth:`list_versions`. Runs: :meth:`start_run`, :meth:`list_runs`,
     :meth:`get_run`, :meth:`pause_run`, :meth:`resume_run`, :meth:`cancel_run`,
-    :meth:`retry_run`, :meth:`run_results`, :meth:`send_event`, :meth:`events`; node actions
+    :meth:`retry_run`, :meth:`run_results`, :meth:`send_event`, :meth:`reject_event`,
+    :meth:`events`; node actions
     :meth:`clear_node`, :meth:`mark_node`, :meth:`skip_node`. Sessions and
     workers: :meth:`list_sessions`, :meth:`create_session`, :meth:`get_session`,
     :meth:`update_session`, :meth:`list_workers`.
@@ -74,7 +75,8 @@ class Resources:
 
     def list_runs(self, **filters: Any):
         """Runs, newest first: filters ``status``, ``workflow``, ``session``,
-        ``created_after`` (a datetime or ISO string); ``limit`` (100; None for all)."""
+        ``created_after`` (a datetime or ISO string), ``needs_input`` (True: RUNNING with a
+        WAITING node); ``limit`` (100; None for all)."""
         return self._call(calls.list_runs(**filters))
 
     def get_run(self, run_id: str):
@@ -122,6 +124,12 @@ class Resources:
         """Deliver ``data`` to the WAITING ``wait_for_event`` node ``node``:
         ``{"node": id, "state": ...}``."""
         return self._call(calls.send_event(run_id, node, data))
+
+    def reject_event(self, run_id: str, node: str, reason: str):
+        """Reject what the WAITING ``wait_for_event`` node ``node`` asks for: it fails with
+        ``reason`` (error type ``Rejected``) and its trigger rules decide what follows.
+        ``{"node": id, "state": "FAILED"}``."""
+        return self._call(calls.reject_event(run_id, node, reason))
 
     def events(self, run_id: str, after: int = 0):
         """The run's event history after the event id ``after`` (:class:`Event`, id order)."""

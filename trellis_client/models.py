@@ -141,6 +141,7 @@ class Run(Model):
     parent_node: str | None = None
     error: Any = None
     waiting: Any = None
+    needs_input: bool = False
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -7,7 +7,10 @@ from django.conf import settings
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
 
+from runs.services.runs import needing_input, visible_runs
+
 from .. import formatting
+from ..markdown import render_markdown
 
 register = template.Library()
 
@@ -25,3 +28,15 @@ def login_url() -> str:
         return reverse("login")
     except NoReverseMatch:
         return resolve_url(settings.LOGIN_URL)
+
+
+register.filter("markdown", render_markdown)
+
+
+@register.simple_tag(takes_context=True)
+def needs_input_count(context) -> int:
+    """How many runs the signed-in user may see wait for a person (the navigation's badge)."""
+    user = getattr(context.get("request"), "user", None)
+    if user is None or not user.is_authenticated:
+        return 0
+    return needing_input(visible_runs(user)).count()

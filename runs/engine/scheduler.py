@@ -495,6 +495,16 @@ def settle_waiting(
     return True
 
 
+def reject_waiting(node: NodeRun, reason: str, *, by: str | None = None) -> bool:
+    """A person rejected what a WAITING node asks for: it fails with ``reason`` (type
+    ``Rejected``, never retried) and ``trigger_rule`` decides what follows. False if it was
+    not WAITING any more."""
+    error = {"message": reason, "type": "Rejected", "traceback": ""}
+    return settle_waiting(
+        node, N.FAILED, error=error, data={"by": by, "action": "reject", "error": reason}
+    )
+
+
 def park_waiting(node: NodeRun, token: str, *, timeout: float | None, data=None) -> bool:
     """RUNNING → WAITING (the node holds no worker while it waits). With a timeout, a timer
     message fails it when the time is up (the reconciler also checks ``due_at``)."""

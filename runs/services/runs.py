@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from jsonschema import Draft202012Validator
 
 from ..engine import admission
 from ..engine.definitions import spec_for_version
-from ..engine.scheduler import create_run, settle_waiting, start_run
+from ..engine.scheduler import create_run, reject_waiting, settle_waiting, start_run
 from ..engine.scope import scope_for
 from ..engine.secrets import MaskedSecrets
 from ..models import NodeRun, Run, Session, Workflow, WorkflowVersion
@@ -175,6 +175,55 @@ def deliver_event(run: Run, node_id: str, data: Any, user=None) -> NodeRun:
         node.refresh_from_db(fields=["state"])
         raise InvalidTransition(f"node {node_id}", node.state, NodeState.COMPLETED)
     return node
+
+
+REJECT_REASON_MAX = 2000
+
+
+@retry_on_deadlock
+def reject_event(run: Run, node_id: str, reason: str, user=None) -> NodeRun:
+    """Reject what a WAITING `wait_for_event` node asks for: it fails with ``reason`` (error
+    type ``Rejected``, not retried) and its ``trigger_rule``s decide what follows.
+
+    Raises NodeRun.DoesNotExist for an unknown node, SpecError for an empty or too long
+    reason, InvalidTransition when the node is not waiting.
+    """
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason or len(reason) > REJECT_REASON_MAX:
+        message = f"a rejection needs a reason (1 to {REJECT_REASON_MAX} characters)"
+        raise SpecError([{"path": "$.reject", "message": message}])
+    node = NodeRun.objects.get(run=run, node_id=node_id)
+    if node.handler != "wait_for_event" or node.state != NodeState.WAITING:
+        raise InvalidTransition(f"node {node_id}", node.state, NodeState.FAILED)
+    actor = user.get_username() if user is not None and user.is_authenticated else None
+    if not reject_waiting(node, reason, by=actor):
+        node.refresh_from_db(fields=["state"])
+        raise InvalidTransition(f"node {node_id}", node.state, NodeState.FAILED)
+    return node
+
+
+def with_needs_input(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """``runs`` annotated with ``has_waiting_node`` (some node is WAITING), which
+    :func:`needs_input` and ``run_view``'s ``needs_input`` read in the same query."""
+    waiting = NodeRun.objects.filter(run=OuterRef("pk"), state=NodeState.WAITING)
+    return runs.annotate(has_waiting_node=Exists(waiting))
+
+
+def needing_input(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """The runs that wait for a person: RUNNING with at least one WAITING node."""
+    waiting = NodeRun.objects.filter(run=OuterRef("pk"), state=NodeState.WAITING)
+    return runs.filter(Exists(waiting), status=RunState.RUNNING)
+
+
+def needs_input(run: Run) -> bool:
+    """A run waits for a person: it is RUNNING and one of its nodes is WAITING (read from
+    :func:`with_needs_input`'s annotation when there, else one query)."""
+    if run.status != RunState.RUNNING:
+        return False
+    annotated = getattr(run, "has_waiting_node", None)
+    if annotated is not None:
+        return bool(annotated)
+    return run.nodes.filter(state=NodeState.WAITING).exists()
 
 
 def waiting_note(run: Run) -> str | None:

@@ -30,7 +30,7 @@ from ..engine.workers import liveness, running_per_worker
 from ..models import NodeRun, Run, Session, Worker
 from ..rules.states import RunState
 from ..store.publish import event_payload
-from .runs import waiting_note
+from .runs import needs_input, waiting_note
 from .workers import queue_warnings
 
 __all__ = [
@@ -62,6 +62,9 @@ def run_view(run: Run, *, nodes: bool = False, row: bool = False) -> dict[str, A
     size) and ``waiting`` (it may read the spec); what the run list, its socket and a
     workflow's recent runs show.
 
+    ``needs_input``: RUNNING with a WAITING node (a person is asked for something); load the
+    runs through ``with_needs_input`` so that a list reads it in the same query.
+
     ``nodes=True``: adds ``nodes`` (each :func:`node_view`, in id order, with its queue
     warning), ``warnings`` (those warnings as sentences) and ``result``: one more query,
     two when some node waits in a queue (``queue_warnings`` reads the served queues).
@@ -80,6 +83,7 @@ def run_view(run: Run, *, nodes: bool = False, row: bool = False) -> dict[str, A
         "created_at": iso(run.created_at),
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
+        "needs_input": needs_input(run),
     }
     if row:
         del data["inputs"], data["params"]

@@ -40,6 +40,15 @@ def event_payload(event) -> dict[str, Any]:
     }
 
 
+def for_run_list(payload: dict[str, Any]) -> bool:
+    """Events the run list is sent: a run's status changes, and a node starting or stopping
+    to wait (the run's ``needs_input`` may change with it)."""
+    if payload["kind"] == "run.status":
+        return True
+    data = payload["data"] if isinstance(payload.get("data"), dict) else {}
+    return payload["kind"] == "node.status" and "WAITING" in (data.get("state"), data.get("from"))
+
+
 _local = threading.local()
 
 
@@ -134,7 +143,7 @@ async def _send(payloads: list[dict[str, Any]]) -> None:
         by_run[payload["run"]].append(payload)
     for run_id, events in by_run.items():
         await layer.group_send(run_group(run_id), {"type": "run.events", "events": events})
-    statuses = [p for p in payloads if p["kind"] == "run.status"]
+    statuses = [p for p in payloads if for_run_list(p)]
     if statuses:
         await layer.group_send(RUN_LIST_GROUP, {"type": "run.events", "events": statuses})
 

@@ -57,6 +57,30 @@ export function formatTime(iso) {
   return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
 }
 
+/** `YYYY-MM-DD HH:MM:SS ZONE` in the browser's time zone (e.g. `… CET`, `… GMT+2`). */
+export function formatLocalDateTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+    .formatToParts(date).find((part) => part.type === "timeZoneName")?.value || "";
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} `
+    + `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zone}`.trim();
+}
+
+/** Every `<time datetime=ISO data-local>` under `root` (the server writes UTC text) shown
+ * in the browser's zone, the UTC text kept as its tooltip. */
+export function localiseTimes(root = document) {
+  root.querySelectorAll("time[data-local]").forEach((node) => {
+    const text = formatLocalDateTime(node.getAttribute("datetime"));
+    if (!text) return;
+    if (!node.title) node.title = node.textContent.trim();
+    node.textContent = text;
+    node.removeAttribute("data-local");
+  });
+}
+
 export function csrfToken(form) {
   const input = (form || document).querySelector("input[name=csrfmiddlewaretoken]");
   if (input) return input.value;
@@ -93,6 +117,8 @@ export function enhanceForms(root, onResult) {
   root.querySelectorAll("form[data-async]").forEach((form) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      // `data-confirm`: a question asked first (cancel a run); no means nothing is sent.
+      if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
       const button = form.querySelector("button[type=submit], button:not([type])");
       if (button) button.disabled = true;
       form.querySelectorAll("[data-field-error]").forEach((node) => { node.textContent = ""; });

@@ -122,6 +122,17 @@ function paintDuration() {
   target.textContent = formatDuration(secondsBetween(state.startedAt, end));
 }
 
+async function showPrompt(prompt, url) {
+  try {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    prompt.innerHTML = await response.text(); // sanitized HTML (nh3) from the server
+    prompt.hidden = false;
+  } catch (error) {
+    toast(`Could not load the prompt: ${error.message}`, "error");
+  }
+}
+
 function paintWaitingForms() {
   document.querySelectorAll("[data-waiting]").forEach((section) => {
     const node = state.nodes[section.dataset.waiting];
@@ -393,11 +404,10 @@ function apply(event) {
       return "progress";
     case "node.markdown": {
       // A waiting node posts its rendered prompt as markdown: show it above its form.
-      const prompt = document.querySelector(`[data-waiting="${CSS.escape(event.node)}"] [data-role=prompt]`);
-      if (prompt && d.text) {
-        prompt.textContent = d.text;
-        prompt.hidden = false;
-      }
+      // The server renders the Markdown and sanitizes it (frontend/markdown.py).
+      const section = document.querySelector(`[data-waiting="${CSS.escape(event.node)}"]`);
+      const prompt = section?.querySelector("[data-role=prompt]");
+      if (prompt && d.text) showPrompt(prompt, section.dataset.markdownUrl);
       return "other";
     }
     case "run.status":

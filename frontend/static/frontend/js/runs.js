@@ -1,8 +1,12 @@
-// The runs list, kept live by the runs socket (status changes of the runs the user may see),
-// resumed from the event id read before the rows; polls the runs API when WebSockets are
-// unavailable.
+// The runs list, kept live by the runs socket (status changes of the runs the user may see,
+// and their nodes starting or stopping to wait), resumed from the event id read before the
+// rows; polls the runs API when WebSockets are unavailable. Times are shown in the
+// browser's zone; cancel asks first.
 
-import { el, fillUrl, formatDuration, pageData, secondsBetween } from "./common.js";
+import {
+  el, enhanceForms, fillUrl, formatDuration, formatLocalDateTime, localiseTimes, pageData,
+  secondsBetween,
+} from "./common.js";
 import { EventStream } from "./stream.js";
 
 const data = pageData();
@@ -10,30 +14,46 @@ const table = document.querySelector("#runs-table tbody");
 const empty = document.getElementById("runs-empty");
 const staff = data.staff;
 const urls = data.urls;
+const cancellable = new Set(data.cancellable);
+// Ids of the runs that need input (RUNNING with a WAITING node): the chip's and the
+// navigation's count follow the rows the socket sends.
+const needing = new Set(data.needing);
 
 function matches(run) {
-  const { status, workflow, session } = data.filters;
-  return (!status || run.status === status) && (!workflow || run.workflow === workflow)
-    && (!session || run.session === session);
+  const { status, workflow, session, needs_input: needsInput } = data.filters;
+  return data.live_rows && (!status || run.status === status) && (!workflow || run.workflow === workflow)
+    && (!session || run.session === session) && (!needsInput || run.needs_input);
+}
+
+function cancelForm(run) {
+  const form = el(
+    "form",
+    {
+      method: "post", action: fillUrl(urls.cancel, { id: run.id }), "data-async": true, "data-role": "cancel",
+      "data-confirm": `Cancel run ${run.id.slice(0, 8)} of ${run.workflow}? Its unfinished nodes are cancelled.`,
+    },
+    el("button", { type: "submit", class: "btn btn-small btn-cancel", "data-testid": `cancel-${run.id}` }, "Cancel"),
+  );
+  const holder = document.createElement("div"); // enhanceForms looks for forms inside a root
+  holder.append(form);
+  enhanceForms(holder, onCancelled);
+  return form;
 }
 
 function rowFor(run) {
-  const short = run.id.slice(0, 8);
-  const created = run.created_at ? new Date(run.created_at) : null;
-  const pad = (n) => String(n).padStart(2, "0");
-  const createdText = created
-    ? `${created.getUTCFullYear()}-${pad(created.getUTCMonth() + 1)}-${pad(created.getUTCDate())} ${pad(created.getUTCHours())}:${pad(created.getUTCMinutes())}:${pad(created.getUTCSeconds())}`
-    : "";
   return el(
     "tr",
     { dataset: { run: run.id, started: run.started_at || "", finished: run.finished_at || "" }, class: "flash-row" },
-    el("td", {}, el("span", { class: `state state-${run.status.toLowerCase()}`, "data-role": "status" }, run.status)),
-    el("td", {}, el("a", { class: "mono", href: fillUrl(urls.run, { id: run.id }) }, short)),
+    el("td", {},
+      el("span", { class: `state state-${run.status.toLowerCase()}`, "data-role": "status" }, run.status), " ",
+      el("span", { class: "chip-input", "data-role": "needs-input", hidden: !run.needs_input }, "needs input")),
+    el("td", {}, el("a", { class: "mono", href: fillUrl(urls.run, { id: run.id }) }, run.id.slice(0, 8))),
     el("td", {}, el("a", { href: fillUrl(urls.workflow, { name: run.workflow }) }, run.workflow), " ",
       el("span", { class: "muted" }, `v${run.version}`)),
-    el("td", { title: run.created_at || "" }, createdText),
+    el("td", {}, el("time", { datetime: run.created_at || "", title: run.created_at || "" }, formatLocalDateTime(run.created_at))),
     el("td", { "data-role": "duration" }, ""),
     staff ? el("td", {}, run.owner) : null,
+    el("td", { class: "row-actions" }, cancelForm(run)),
   );
 }
 
@@ -46,6 +66,9 @@ function paintRow(row, run) {
     void row.offsetWidth; // restart the highlight animation
     row.classList.add("flash-row");
   }
+  row.querySelector("[data-role=needs-input]").hidden = !run.needs_input;
+  const cancel = row.querySelector("[data-role=cancel]");
+  if (cancel) cancel.hidden = !cancellable.has(run.status);
   row.dataset.started = run.started_at || "";
   row.dataset.finished = run.finished_at || "";
   paintDuration(row);
@@ -62,7 +85,22 @@ function bumpCount(status, delta) {
   if (counter) counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
 }
 
+function paintNeeding(run) {
+  if (run.needs_input) needing.add(run.id);
+  else needing.delete(run.id);
+  const count = String(needing.size);
+  const chip = document.querySelector('[data-count="needs-input"]');
+  if (chip) chip.textContent = count;
+  const nav = document.getElementById("needs-input-count");
+  if (nav) {
+    nav.textContent = count;
+    nav.classList.toggle("zero", needing.size === 0);
+    nav.setAttribute("aria-label", `${count} run${needing.size === 1 ? "" : "s"} need input`);
+  }
+}
+
 function upsert(run) {
+  paintNeeding(run);
   let row = table.querySelector(`tr[data-run="${run.id}"]`);
   if (row) {
     paintRow(row, run);
@@ -77,6 +115,7 @@ function upsert(run) {
 
 function onEvents(events, message) {
   for (const event of events) {
+    if (event.kind !== "run.status") continue; // node events only change needs_input
     const d = event.data || {};
     if (d.from) bumpCount(d.from, -1);
     bumpCount(d.status, 1);
@@ -86,6 +125,16 @@ function onEvents(events, message) {
   for (const summary of Object.values(message.runs || {})) upsert(summary);
 }
 
+function onCancelled(form, body) {
+  const row = form.closest("tr[data-run]");
+  if (!body.ok || !row || !body.status) return;
+  // The socket brings the events too; show the new status at once.
+  const badge = row.querySelector("[data-role=status]");
+  badge.className = `state state-${body.status.toLowerCase()}`;
+  badge.textContent = body.status;
+  form.hidden = !cancellable.has(body.status);
+}
+
 // Live durations of running rows.
 setInterval(() => {
   table.querySelectorAll("tr[data-run]").forEach((row) => {
@@ -93,13 +142,16 @@ setInterval(() => {
   });
 }, 1000);
 
-document.querySelectorAll("#filters select").forEach((select) => {
-  select.addEventListener("change", () => select.form.submit());
+document.querySelectorAll("#filters select, #filters input[type=checkbox]").forEach((input) => {
+  input.addEventListener("change", () => input.form.submit());
 });
+
+localiseTimes(document);
+enhanceForms(table, onCancelled);
 
 async function pollRuns() {
   const params = new URLSearchParams({ limit: "50" });
-  for (const key of ["status", "workflow", "session"]) if (data.filters[key]) params.set(key, data.filters[key]);
+  for (const key of ["status", "workflow", "session", "needs_input"]) if (data.filters[key]) params.set(key, data.filters[key]);
   const response = await fetch(`${urls.runs}?${params}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const body = await response.json();
