@@ -6,7 +6,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import run_list, views
+from . import run_list, timeviews, views
 
 app_name = "frontend"
 
@@ -16,6 +16,13 @@ urlpatterns = [
     path("dashboard/", run_list.run_list, name="runs"),
     path("dashboard/runs/<uuid:run_id>/", views.run_detail, name="run"),
     path("dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/", views.node_panel, name="node"),
+    # Before the node-action and run-action routes, whose last segment is any word.
+    path(
+        "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/items/",
+        timeviews.node_items,
+        name="node-items",
+    ),
+    path("dashboard/runs/<uuid:run_id>/timeline/", timeviews.timeline, name="run-timeline"),
     path(
         "dashboard/runs/<uuid:run_id>/nodes/<str:node_id>/event/",
         views.run_send_event,

@@ -70,6 +70,7 @@ from .dag import layout_for_spec
 from .formatting import duration, pretty_json
 from .markdown import render_markdown
 from .schema_form import JSON_FIELD, fields_for, parse_form, place_errors
+from .timeviews import grid_context, items_context
 
 RUN_EVENT_LIMIT = 300  # events rendered with the run page; the script keeps appending
 RUN_LOG_ROWS = 500  # rows the run page's live event log keeps (the newest; a note counts the rest)
@@ -292,6 +293,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
     node_events = (
         run.events.filter(node_id=node_id, id__lte=last_event)
         .exclude(kind="node.status")
+        .exclude(kind="node.event", data__has_key="map_item")  # the items table shows them
         .order_by("id")
     )
     logs, markdown, custom, tokens, progress, children = [], [], [], [], None, []
@@ -338,6 +340,7 @@ def node_panel(request: HttpRequest, run_id, node_id: str) -> HttpResponse:
             "feeds": _node_links(spec.children.get(node_id, ()), limits["feeds"]),
             "last_event_id": last_event,
             "node_actions": legal_node_actions(run.status, node.state),
+            "map_items": items_context(node) if node_spec.map else None,
             "waiting_form": _waiting_forms(run, spec, {node_id: node}, only=node_id)[0]
             if node.state == NodeState.WAITING and node_spec.handler == "wait_for_event"
             else None,
@@ -632,6 +635,7 @@ def workflow_detail(request: HttpRequest, name: str) -> HttpResponse:
             "sessions": sessions,
             "chosen_session": request.POST.get("session", ""),
             "runs": runs,
+            "grid": grid_context(request, workflow),
             "concurrency": {
                 "limit": spec.max_concurrent_runs,
                 "active": active_runs(workflow.pk),

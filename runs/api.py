@@ -507,6 +507,8 @@ class RunEventsView(TrellisAPIView):
         parameters=[
             OpenApiParameter("after", int, description="only events with a higher id"),
             OpenApiParameter("limit", int, description="at most this many (1000; 5000 at most)"),
+            OpenApiParameter("node", str, description="only this node's events"),
+            OpenApiParameter("kind", str, description="only events of this kind"),
         ],
     )
     def get(self, request: Request, run_id) -> Response:
@@ -516,7 +518,11 @@ class RunEventsView(TrellisAPIView):
             limit = min(int(request.query_params.get("limit", 1000)), 5000)
         except ValueError:
             return Response(error_body("after and limit must be integers"), status=400)
-        events = RunEvent.objects.filter(run=run, id__gt=after).order_by("id")[:limit]
+        events = RunEvent.objects.filter(run=run, id__gt=after)
+        for field, param in (("node_id", "node"), ("kind", "kind")):
+            if param in request.query_params:
+                events = events.filter(**{field: request.query_params[param]})
+        events = events.order_by("id")[:limit]
         return Response({"results": [event_payload(e) for e in events]})
 
     @api_schema(

@@ -55,7 +55,7 @@ from .rules.spec import SpecError
 from .rules.states import NodeState, RunState
 from .services.runs import find_version, start_child_run, start_new_run
 from .services.sessions import session_state, update_session
-from .store.writes import now, record_event
+from .store.writes import now, record_event, record_for_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -347,23 +347,52 @@ def _start_map(execution: _Execution, token: str, items: Any) -> bool:
 
 @shared_task(name="trellis.run_map_item", **{**DURABLE, "ignore_result": False})
 def run_map_item(node_pk: int, token: str, index: int, item: Any) -> dict[str, Any]:
-    """One item of a map node. Never raises: the chord callback decides from the results."""
+    """One item of a map node. Never raises: the chord callback decides from the results.
+
+    Each item's outcome is also recorded as a ``node.event`` (``map_item_event``), only while
+    its attempt still holds the node: a stale item (superseded by a re-queue, a retry or a
+    cancel) records nothing."""
     node = NodeRun.objects.filter(pk=node_pk, state=N.RUNNING, dispatch_token=token).first()
     if node is None:
         return {"error": {"message": "superseded", "type": "Stale", "traceback": ""}, "stale": True}
     execution = _Execution(node)
+    started_at = now()
     try:
         scope, upstream = scope_for(
             execution.run, execution.spec, execution.node_spec, item=item, index=index
         )
-        return {"ok": execution.call_handler(scope, upstream)}
+        result: dict[str, Any] = {"ok": execution.call_handler(scope, upstream)}
     except BaseException as exc:  # noqa: BLE001 - recorded in the result for the callback
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         failure = _failure_from(exc, execution.node_spec.timeout)
         failure.error = execution.secrets.redact(failure.error)
         failure.error["message"] = f"item {index}: {failure.error['message']}"
-        return {"error": failure.error, "retryable": failure.retryable}
+        result = {"error": failure.error, "retryable": failure.retryable}
+    event = map_item_event(index, node.attempt, started_at, now(), result.get("error"))
+    record_for_attempt(node, token, "node.event", clip_event_data(event))
+    return result
+
+
+def map_item_event(
+    index: int, attempt: int, started_at, finished_at, error: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The data of a map item's ``node.event`` (documented in docs/guides/map-when-trigger-
+    rules.md): ``map_item`` (its index), ``state`` (COMPLETED or FAILED), the node's
+    ``attempt``, ``started_at`` / ``finished_at`` (ISO 8601), ``duration`` (seconds) and, when
+    it failed, ``error`` (the message) and ``error_type``."""
+    data: dict[str, Any] = {
+        "map_item": index,
+        "state": N.FAILED if error else N.COMPLETED,
+        "attempt": attempt,
+        "started_at": started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "duration": round((finished_at - started_at).total_seconds(), 3),
+    }
+    if error:
+        data["error"] = error.get("message", "")
+        data["error_type"] = error.get("type", "")
+    return data
 
 
 @shared_task(name="trellis.finish_map", **DURABLE)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import NodeRun, Run, RunEvent
@@ -463,6 +463,24 @@ def record_event(run_id: Any, kind: str, data: Any, *, node_id: str = "") -> Run
 
 def now():
     return timezone.now()
+
+
+def record_for_attempt(node: NodeRun, token: str, kind: str, data: Any) -> bool:
+    """Append an event about the attempt that holds ``node`` now (RUNNING with dispatch token
+    ``token``), in one transaction with the node's row locked, so the token cannot change
+    between the check and the insert. A superseded attempt (the node re-queued by the
+    reconciler, retried, cleared or cancelled meanwhile) records nothing: False. A map item
+    reports its outcome this way."""
+    with transaction.atomic():
+        held = (
+            NodeRun.objects.select_for_update()
+            .filter(pk=node.pk, state=N.RUNNING, dispatch_token=token)
+            .exists()
+        )
+        if not held:
+            return False
+        record_event(node.run_id, kind, data, node_id=node.node_id)
+    return True
 
 
 def wait_for_slot(run: Run, limit: int, fields: dict[str, Any]) -> bool:

@@ -166,9 +166,17 @@ EVENTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "node.event": (
         "Something a node reports that is not a state: the child run a `workflow` node "
-        "started, or what a handler emits.",
+        "started, the outcome of one item of a `map` node, or what a handler emits.",
         {
             "child_run": "the child run's id",
+            "map_item": "(a map item) the item's index in the list; present only on item events",
+            "state": "(a map item) `COMPLETED` or `FAILED`",
+            "attempt": "(a map item) the map node's attempt the item ran in",
+            "started_at": "(a map item) when the item started (ISO 8601)",
+            "finished_at": "(a map item) when it finished (ISO 8601)",
+            "duration": "(a map item) seconds it took",
+            "error": "(a failed map item) the message, `item <index>: …`",
+            "error_type": "(a failed map item) the error's type, e.g. `HandlerError`",
             "clock": "(`manage.py bench`) the wall clock",
             "index": "(`manage.py bench`) a sequence number",
         },

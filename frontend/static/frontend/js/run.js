@@ -705,6 +705,8 @@ function applyEvents(events) {
   }
   if (runChanged) paintStatus();
   for (const event of logged) frames.logQueue.push(event);
+  // Other views of the run (timeline.js) follow the same events.
+  document.dispatchEvent(new CustomEvent("trellis:events", { detail: events }));
   // The page title carries the status, for a run watched from another tab.
   document.title = `${state.status} · ${document.title.replace(/^[A-Z_]+ · /, "")}`;
 }
