@@ -318,7 +318,11 @@ function paint() {
     ctx.clip();
     ctx.fillText(node.id, 18, y + ROW / 2);
     ctx.restore();
-    for (const bar of barsOf(node, now)) {
+    // Queued spans first, attempts on top: a node continued in its parent's task waits
+    // a fraction of a millisecond, and its 2 px queued span must not cover its attempt.
+    const bars = barsOf(node, now);
+    bars.sort((a, b) => (a.kind === "queued" ? 0 : 1) - (b.kind === "queued" ? 0 : 1));
+    for (const bar of bars) {
       const [x0, width] = barBox(bar);
       const { fg, bg } = colours(bar.state);
       if (bar.kind === "queued") {
