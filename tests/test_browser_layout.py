@@ -19,25 +19,16 @@ import pytest
 from runs.models import NodeRun
 from tests.conftest import wait_for_run
 from tests.specs import py
-from tests.test_browser import (  # noqa: F401 - fixtures used by name
-    CHROMIUM,
+from tests.test_browser import (  # noqa: F401 - fixtures and marks used by name
     SHOTS,
     TIMEOUT_MS,
     browser,
     login,
+    pytestmark,
     started,
     wait_status,
     workflow,
 )
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
 
 PHONE = {"width": 390, "height": 844}
 AA = 4.5

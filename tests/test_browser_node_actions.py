@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from runs.models import NodeRun, RunEvent
 from tests.specs import py
-from tests.test_browser import (  # noqa: F401 - fixtures used by name
-    CHROMIUM,
+from tests.test_browser import (  # noqa: F401 - fixtures and marks used by name
     assert_log_matches_database,
     browser,
     page,
+    pytestmark,
     shot,
     started,
     wait_states,
@@ -25,15 +23,6 @@ from tests.test_browser import (  # noqa: F401 - fixtures used by name
     workflow,
 )
 from tests.testapp.handlers import count_calls
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
 
 
 def open_panel(tab, node_id: str, state: str) -> None:
