@@ -38,7 +38,6 @@ def page(browser, web_server, user):
 
 
 WIDE = 1000
-CLICK_BOUND_MS = 5000  # generous: the goal is under 1 s; the machine is shared
 
 
 # Click a box of the graph, then (for a group) a member in the group's panel, and resolve with
@@ -143,9 +142,10 @@ def test_live_1000_node_run_answers_clicks_and_ends_agreeing_with_the_api(
             f"events, {frames['totalMs']:.0f} ms applying them, busiest {frames['busiestMs']:.0f}"
             f" ms; {len(long_tasks)} long tasks, longest {max(long_tasks, default=0):.0f} ms"
         )
+    # Every click opened its node's panel while the run streamed (each waits 60 s at most).
+    # The times are printed, not asserted: speed targets live in `manage.py bench`, and the
+    # issue's "under 1 s" is quoted from these lines.
     assert during, "the run finished before the first click: nothing measured while live"
-    # The median: one click may meet a burst on this shared machine (the max is printed).
-    assert statistics.median(panel_ms) < CLICK_BOUND_MS
 
     wait_status(page, "COMPLETED")
     api = page.request.get(f"/api/v1/runs/{run.pk}/").json()
