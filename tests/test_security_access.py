@@ -139,6 +139,8 @@ ACCESS: dict[str, list[Case]] = {
         Case("post", anon="login", other=HIDDEN, owner={302, 400, 409}, body={})
     ],
     "frontend:node-markdown": [DASH_GET],
+    "frontend:run-timeline": [DASH_GET],
+    "frontend:node-items": [DASH_GET],
     "frontend:run-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
     "frontend:node-action": [Case("post", anon="login", other=HIDDEN, owner={302, 409}, body={})],
     "frontend:workflows": [DASH_LIST],
