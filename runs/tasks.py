@@ -95,22 +95,24 @@ def _failure_from(exc: BaseException, timeout: float) -> NodeFailure:
 
 
 def _checked_output(output: Any) -> Any:
+    """The output as it is stored and read back (JSON: string keys, lists for tuples), or a
+    NodeFailure for one that cannot be stored."""
     try:
-        size = len(json.dumps(output))
+        text = json.dumps(output)
     except (TypeError, ValueError) as exc:
         raise NodeFailure(
             f"the handler returned a value that is not JSON-serializable: {exc}",
             kind="OutputError",
             retryable=False,
         ) from None
-    if size > settings.TRELLIS_MAX_OUTPUT_BYTES:
+    if len(text) > settings.TRELLIS_MAX_OUTPUT_BYTES:
         raise NodeFailure(
-            f"the output is {size} bytes, over the limit of {settings.TRELLIS_MAX_OUTPUT_BYTES}"
-            " (TRELLIS_MAX_OUTPUT_BYTES)",
+            f"the output is {len(text)} bytes, over the limit of"
+            f" {settings.TRELLIS_MAX_OUTPUT_BYTES} (TRELLIS_MAX_OUTPUT_BYTES)",
             kind="OutputError",
             retryable=False,
         )
-    return output
+    return json.loads(text)
 
 
 class _Execution:
@@ -228,21 +230,33 @@ def execute_node(self, node_pk: int, token: str) -> None:
     # Only where this process keeps each node's own limits, and never on a limited queue
     # (its slots are counted per claim, runs.engine.queue_limits).
     continues = bool(queue) and not limit and timelimits.available()
+    known: dict[str, Any] = {}  # the output of the node this task just completed
     while node is not None:
         bind_log_context(run_id=node.run_id, node_id=node.node_id)
         execution = _Execution(node)
         carry = Carry(queue, worker, fits) if continues else None
         # The message's limits are the first node's own, unless they left room to continue.
         own_limits = hops > 0 or (soft is not None and soft > execution.node_spec.timeout)
-        _execute(execution, token, carry, own_limits=own_limits)
+        known = _execute(execution, token, carry, own_limits=own_limits, known=known)
         node = carry.node if carry else None
         if node is not None:
             token = node.dispatch_token
             hops += 1
 
 
-def _execute(execution: _Execution, token: str, carry: Carry | None, *, own_limits: bool) -> None:
-    """Run one claimed node and record its outcome (``carry``: see execute_node)."""
+def _execute(
+    execution: _Execution,
+    token: str,
+    carry: Carry | None,
+    *,
+    own_limits: bool,
+    known: dict[str, Any],
+) -> dict[str, Any]:
+    """Run one claimed node and record its outcome (``carry``: see execute_node).
+
+    ``known``: outputs of COMPLETED nodes this task already holds (its parent's, when it was
+    continued), which the scope then need not read back. Returns this node's own when it
+    completed, for the node the task may run next."""
     node = execution.node
     limits = (
         timelimits.node_time_limits(
@@ -255,11 +269,13 @@ def _execute(execution: _Execution, token: str, carry: Carry | None, *, own_limi
     )
     try:
         with limits:
-            scope, upstream = scope_for(execution.run, execution.spec, execution.node_spec)
+            scope, upstream = scope_for(
+                execution.run, execution.spec, execution.node_spec, known=known
+            )
             if execution.node_spec.map:
                 items = templating.render_value(execution.node_spec.map, scope)
                 if _start_map(execution, token, items):
-                    return  # the chord's callback finishes the node
+                    return {}  # the chord's callback finishes the node
                 output = []
             else:
                 output = execution.call_handler(scope, upstream)
@@ -284,13 +300,18 @@ def _execute(execution: _Execution, token: str, carry: Carry | None, *, own_limi
             run=execution.run,
             carry=carry,
         )
-        return
+        return {}
     if isinstance(output, WaitForEvent):
         park_waiting(node, token, timeout=output.timeout)
     elif isinstance(output, StartChildRun):
         _start_child(execution, token, output)
     else:
-        finish_node(node, N.COMPLETED, token=token, output=output, run=execution.run, carry=carry)
+        state = finish_node(
+            node, N.COMPLETED, token=token, output=output, run=execution.run, carry=carry
+        )
+        if state == N.COMPLETED:
+            return {node.node_id: output}
+    return {}
 
 
 def _start_child(execution: _Execution, token: str, instruction: StartChildRun) -> None:

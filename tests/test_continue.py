@@ -68,3 +68,31 @@ def test_a_chain_longer_than_the_hop_bound_goes_on_through_the_broker(worker, ap
     assert len(nodes) == 60 and {node.state for node in nodes.values()} == {"COMPLETED"}
     first_task = [f"n{i}" for i in range(51)]
     assert len({nodes[node_id].worker_pid for node_id in first_task}) == 1
+
+
+def test_a_continued_node_reads_its_parents_output_as_stored(worker, api):
+    """The task hands the output it just stored to the node it runs next (no query): that
+    must be the output as read back from the database, where JSON made the tuple a list
+    and the integer key a string."""
+    name = create(
+        api,
+        [
+            py("first", "not_quite_json"),
+            py(
+                "second",
+                "echo",
+                ["first"],
+                kwargs={
+                    "pair": "{{ first.output.pair }}",
+                    "seven": "{{ first.output.by_number['7'] }}",
+                },
+            ),
+        ],
+    )
+    run = wait_for_run(start(api, name), timeout=60)
+    assert run.status == "COMPLETED", run.error
+    first = NodeRun.objects.get(run=run, node_id="first")
+    second = NodeRun.objects.get(run=run, node_id="second")
+    assert second.worker_pid == first.worker_pid  # continued
+    assert first.output == {"pair": [1, 2], "by_number": {"7": "seven"}}
+    assert second.output == {"pair": [1, 2], "seven": "seven"}

@@ -17,12 +17,21 @@ N = NodeState
 
 
 def scope_for(
-    run: Run, spec: WorkflowSpec, node_spec: NodeSpec, **extra: Any
+    run: Run,
+    spec: WorkflowSpec,
+    node_spec: NodeSpec,
+    *,
+    known: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Template scope for a node, and the upstream outputs it holds (parents and the nodes
-    its templates read)."""
+    its templates read). ``known``: outputs of COMPLETED nodes the caller holds already
+    (as stored), which are not read again."""
     wanted = set(node_spec.dependencies) | set(node_spec.refs)
-    outputs = completed_outputs(run.pk, sorted(wanted)) if wanted else {}
+    outputs = {node_id: output for node_id, output in (known or {}).items() if node_id in wanted}
+    missing = sorted(wanted - outputs.keys())
+    if missing:
+        outputs.update(completed_outputs(run.pk, missing))
     if run.session_id and "session" not in extra:
         extra["session"] = Session.objects.values_list("state", flat=True).get(pk=run.session_id)
     return templating.build_scope(

@@ -72,6 +72,12 @@ def add(ctx: Context, a: float, b: float) -> float:
 
 
 @python_function()
+def not_quite_json(ctx: Context) -> dict[Any, Any]:
+    """An output that JSON changes on the way to the database: a tuple, an integer key."""
+    return {"pair": (1, 2), "by_number": {7: "seven"}}
+
+
+@python_function()
 def echo(ctx: Context, **kwargs: Any) -> dict[str, Any]:
     """Its keyword arguments, as a dict."""
     return kwargs
