@@ -208,14 +208,20 @@ def test_workers_report_heartbeats(worker, api):
     assert "default" in mine[0]["queues"] and mine[0]["concurrency"] == 4
 
 
-@pytest.fixture
-def draining_worker(worker):
-    """A worker on the `drain` queue with a 3 s shutdown grace, that a test sends SIGTERM."""
-    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE="3")
-    process = WorkerProcess(env, concurrency=2, queues="drain", name="drain")
+def stoppable_worker(worker, queue: str, grace: float):
+    """A worker of its own on ``queue`` with a shutdown grace of ``grace`` s, for a test to
+    signal (the fixtures below yield from it)."""
+    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE=str(grace))
+    process = WorkerProcess(env, concurrency=2, queues=queue, name=queue)
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def draining_worker(worker):
+    """A worker on the `drain` queue with a 3 s shutdown grace, that a test sends SIGTERM."""
+    yield from stoppable_worker(worker, "drain", 3)
 
 
 def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
@@ -260,11 +266,7 @@ def test_sigterm_finishes_short_nodes_and_requeues_long_ones_after_the_grace(
 def group_worker(worker):
     """A worker on the `group` queue with a long shutdown grace, stopped by a signal to its
     whole process group (systemd's KillMode=control-group, supervisor's stopasgroup)."""
-    env = dict(worker.env, TRELLIS_SHUTDOWN_GRACE="60")
-    process = WorkerProcess(env, concurrency=2, queues="group", name="group")
-    process.start()
-    yield process
-    process.stop()
+    yield from stoppable_worker(worker, "group", 60)
 
 
 def test_sigterm_to_the_whole_process_group_requeues_the_lost_nodes_at_once(

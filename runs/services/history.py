@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.db.models import Max, QuerySet
 
 from ..engine.definitions import spec_for_version
@@ -35,6 +36,11 @@ def _layer_order(version_id: int) -> dict[str, int]:
     spec = spec_for_version(version_id)
     ids = [node_id for layer in spec.layers for node_id in layer]
     return {node_id: position for position, node_id in enumerate(ids)}
+
+
+def _page_of(items: list, page: int, per_page: int):
+    """Page ``page`` of ``items``, clamped to the pages there are (at least one)."""
+    return Paginator(items, per_page).get_page(max(1, page))
 
 
 def run_timeline(run: Run) -> dict[str, Any]:
@@ -84,9 +90,7 @@ def workflow_grid(
         set(order) | {node_id for node_id, _ in states},
         key=lambda node_id: (order.get(node_id, len(order)), node_id),
     )
-    pages = max(1, -(-len(node_ids) // GRID_NODES_PER_PAGE))
-    page = min(max(1, page), pages)
-    shown = node_ids[(page - 1) * GRID_NODES_PER_PAGE : page * GRID_NODES_PER_PAGE]
+    shown = _page_of(node_ids, page, GRID_NODES_PER_PAGE)
     return {
         "runs": [run_view(run, row=True) for run in columns],
         "rows": [
@@ -99,8 +103,8 @@ def workflow_grid(
             for node_id in shown
         ],
         "nodes": len(node_ids),
-        "page": page,
-        "pages": pages,
+        "page": shown.number,
+        "pages": shown.paginator.num_pages,
     }
 
 
@@ -128,16 +132,15 @@ def map_items(
         for index, (event_id, item_state) in latest.items()
         if not state or item_state == state
     )
-    pages = max(1, -(-len(chosen) // per_page))
-    page = min(max(1, page), pages)
-    ids = [event_id for _, event_id in chosen[(page - 1) * per_page : page * per_page]]
+    shown = _page_of(chosen, page, per_page)
+    ids = [event_id for _, event_id in shown]
     data = dict(RunEvent.objects.filter(id__in=ids).values_list("id", "data")) if ids else {}
     return {
         "attempt": node.attempt,
         "counts": counts,
         "total": len(latest),
         "state": state,
-        "page": page,
-        "pages": pages,
+        "page": shown.number,
+        "pages": shown.paginator.num_pages,
         "items": [{"event": event_id, **data[event_id]} for event_id in ids if event_id in data],
     }

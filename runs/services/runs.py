@@ -211,8 +211,7 @@ def with_needs_input(runs: QuerySet[Run]) -> QuerySet[Run]:
 
 def needing_input(runs: QuerySet[Run]) -> QuerySet[Run]:
     """The runs that wait for a person: RUNNING with at least one WAITING node."""
-    waiting = NodeRun.objects.filter(run=OuterRef("pk"), state=NodeState.WAITING)
-    return runs.filter(Exists(waiting), status=RunState.RUNNING)
+    return with_needs_input(runs).filter(has_waiting_node=True, status=RunState.RUNNING)
 
 
 def needs_input(run: Run) -> bool:
